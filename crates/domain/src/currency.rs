@@ -66,7 +66,9 @@ mod tests {
 
     #[test]
     fn refuses_inactive_and_malformed_codes() {
-        for bad in ["", "gbp", "GB", "GBPX", "XAU", "XXX", "XTS", "HRK", "BOV", "ZZZ", "G P"] {
+        for bad in [
+            "", "gbp", "GB", "GBPX", "XAU", "XXX", "XTS", "HRK", "BOV", "ZZZ", "G P",
+        ] {
             assert!(Currency::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -85,7 +85,9 @@ mod tests {
         assert_eq!(e.domain(), "example.com");
         assert_eq!(e.local_part(), "Ann.Lee+dcb");
         assert_eq!(
-            Email::parse("447700900000@sandbox.dcbhub.test").unwrap().as_str(),
+            Email::parse("447700900000@sandbox.dcbhub.test")
+                .unwrap()
+                .as_str(),
             "447700900000@sandbox.dcbhub.test"
         );
     }
@@ -94,9 +96,20 @@ mod tests {
     fn rejects_non_addr_specs() {
         let long = format!("{}@example.com", "a".repeat(250));
         for bad in [
-            "", "ann", "@example.com", "ann@", "ann@localhost", "Ann <ann@example.com>",
-            "ann@[127.0.0.1]", "ann..lee@example.com", "ann@exa mple.com", "ann@example..com",
-            "änn@example.com", long.as_str(), "ann@@example.com", ".ann@example.com",
+            "",
+            "ann",
+            "@example.com",
+            "ann@",
+            "ann@localhost",
+            "Ann <ann@example.com>",
+            "ann@[127.0.0.1]",
+            "ann..lee@example.com",
+            "ann@exa mple.com",
+            "ann@example..com",
+            "änn@example.com",
+            long.as_str(),
+            "ann@@example.com",
+            ".ann@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -16,7 +16,10 @@ impl ExtTransactionId {
     pub fn parse_field(input: &str, field: &'static str) -> Result<Self, ParseError> {
         let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
         if input.is_empty() || input.len() > 64 || !input.bytes().all(allowed) {
-            return Err(ParseError::new(field, "must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"));
+            return Err(ParseError::new(
+                field,
+                "must be 1 to 64 characters of A-Z a-z 0-9 . _ : -",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -40,7 +43,10 @@ impl PartnerCode {
                 .iter()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
         if !ok {
-            return Err(ParseError::new("code", "must be 2 to 16 characters of A-Z 0-9 _ -"));
+            return Err(ParseError::new(
+                "code",
+                "must be 2 to 16 characters of A-Z 0-9 _ -",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -57,7 +63,10 @@ pub struct ProductCode(String);
 impl ProductCode {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
         if input.is_empty() || input.len() > 15 || !input.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ParseError::new("productCode", "must be 1 to 15 printable ASCII characters"));
+            return Err(ParseError::new(
+                "productCode",
+                "must be 1 to 15 printable ASCII characters",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -74,8 +83,14 @@ pub struct Description(String);
 impl Description {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
         let len = input.chars().count();
-        if !(1..=100).contains(&len) || input.chars().any(char::is_control) || input.trim().is_empty() {
-            return Err(ParseError::new("description", "must be 1 to 100 characters without control characters"));
+        if !(1..=100).contains(&len)
+            || input.chars().any(char::is_control)
+            || input.trim().is_empty()
+        {
+            return Err(ParseError::new(
+                "description",
+                "must be 1 to 100 characters without control characters",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -172,7 +187,10 @@ mod tests {
         assert!(ExtTransactionId::parse("a.b_c:d-E9").is_ok());
         assert!(ExtTransactionId::parse(&"x".repeat(64)).is_ok());
         for bad in ["", "a b", "a/b", "ä", "a\n", "x".repeat(65).as_str()] {
-            assert!(ExtTransactionId::parse(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                ExtTransactionId::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
@@ -181,7 +199,10 @@ mod tests {
         assert!(PartnerCode::parse("NFLX").is_ok());
         assert!(PartnerCode::parse("DEMO").is_ok());
         for bad in ["", "N", "nflx", "-NFLX", "NFLX!", "ABCDEFGHIJKLMNOPQ"] {
-            assert!(PartnerCode::parse(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                PartnerCode::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

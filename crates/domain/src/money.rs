@@ -124,12 +124,19 @@ fn parse_decimal(literal: &str, minor_unit: u8) -> Result<MinorUnits, ParseError
         None => "",
     };
     if frac.len() > usize::from(minor_unit) {
-        return Err(ParseError::new(FIELD, "has more fraction digits than the currency allows"));
+        return Err(ParseError::new(
+            FIELD,
+            "has more fraction digits than the currency allows",
+        ));
     }
     let too_large = ParseError::new(FIELD, "is too large");
     let mut value: i64 = 0;
     let padding = usize::from(minor_unit) - frac.len();
-    for b in int_part.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', padding)) {
+    for b in int_part
+        .bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', padding))
+    {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(i64::from(b - b'0')))
@@ -191,14 +198,28 @@ mod tests {
         assert_eq!(Money::parse("4", gbp).unwrap().amount().get(), 400);
         assert_eq!(Money::parse("0.01", gbp).unwrap().amount().get(), 1);
         assert_eq!(Money::parse("100", cur("JPY")).unwrap().amount().get(), 100);
-        assert_eq!(Money::parse("1.250", cur("KWD")).unwrap().amount().get(), 1250);
-        assert_eq!(Money::parse("1.25", cur("KWD")).unwrap().to_decimal_string(), "1.250");
+        assert_eq!(
+            Money::parse("1.250", cur("KWD")).unwrap().amount().get(),
+            1250
+        );
+        assert_eq!(
+            Money::parse("1.25", cur("KWD"))
+                .unwrap()
+                .to_decimal_string(),
+            "1.250"
+        );
     }
 
     #[test]
     fn formats_with_the_minor_unit() {
-        assert_eq!(Money::parse("4.9", cur("GBP")).unwrap().to_decimal_string(), "4.90");
-        assert_eq!(Money::parse("100", cur("JPY")).unwrap().to_decimal_string(), "100");
+        assert_eq!(
+            Money::parse("4.9", cur("GBP")).unwrap().to_decimal_string(),
+            "4.90"
+        );
+        assert_eq!(
+            Money::parse("100", cur("JPY")).unwrap().to_decimal_string(),
+            "100"
+        );
         assert_eq!(MinorUnits::ZERO.format(cur("GBP")), "0.00");
         assert_eq!(MinorUnits::new(-5).format(cur("GBP")), "-0.05");
         assert_eq!(MinorUnits::new(7).format(cur("KWD")), "0.007");
@@ -208,8 +229,25 @@ mod tests {
     fn refuses_what_the_grammar_refuses() {
         let gbp = cur("GBP");
         for bad in [
-            "", "0", "0.00", "-1", "+1", "01", "1.", ".5", "1.999", "1e2", "1E2", " 1", "1 ", "1,00",
-            "0x10", "NaN", "Infinity", "١", "99999999999999999999",
+            "",
+            "0",
+            "0.00",
+            "-1",
+            "+1",
+            "01",
+            "1.",
+            ".5",
+            "1.999",
+            "1e2",
+            "1E2",
+            " 1",
+            "1 ",
+            "1,00",
+            "0x10",
+            "NaN",
+            "Infinity",
+            "١",
+            "99999999999999999999",
         ] {
             assert!(Money::parse(bad, gbp).is_err(), "{bad:?} should be refused");
         }
@@ -218,9 +256,18 @@ mod tests {
 
     #[test]
     fn checked_arithmetic() {
-        assert_eq!(MinorUnits::new(i64::MAX).checked_add(MinorUnits::new(1)), None);
-        assert_eq!(MinorUnits::new(i64::MIN).checked_sub(MinorUnits::new(1)), None);
-        assert_eq!(MinorUnits::new(5).checked_sub(MinorUnits::new(7)), Some(MinorUnits::new(-2)));
+        assert_eq!(
+            MinorUnits::new(i64::MAX).checked_add(MinorUnits::new(1)),
+            None
+        );
+        assert_eq!(
+            MinorUnits::new(i64::MIN).checked_sub(MinorUnits::new(1)),
+            None
+        );
+        assert_eq!(
+            MinorUnits::new(5).checked_sub(MinorUnits::new(7)),
+            Some(MinorUnits::new(-2))
+        );
     }
 
     #[test]
@@ -235,7 +282,10 @@ mod tests {
         assert_eq!(from_string.amount.as_str(), "4.99");
         // 0.1 + 0.2 style literals stay exact because no float is ever made.
         let exact: Body = serde_json::from_str(r#"{"amount": 0.30}"#).unwrap();
-        assert_eq!(exact.amount.to_money(cur("GBP")).unwrap().amount().get(), 30);
+        assert_eq!(
+            exact.amount.to_money(cur("GBP")).unwrap().amount().get(),
+            30
+        );
         let exponent: Body = serde_json::from_str(r#"{"amount": 1e2}"#).unwrap();
         assert!(exponent.amount.to_money(cur("GBP")).is_err());
         assert!(serde_json::from_str::<Body>(r#"{"amount": true}"#).is_err());

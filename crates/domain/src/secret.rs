@@ -41,7 +41,10 @@ impl ApiKey {
         let mut bytes = [0u8; 32];
         // ThreadRng is a CSPRNG (ChaCha12, reseeded from the OS).
         rand::rng().fill_bytes(&mut bytes);
-        Self(Secret::new(format!("{API_KEY_PREFIX}{}", hex::encode(bytes))))
+        Self(Secret::new(format!(
+            "{API_KEY_PREFIX}{}",
+            hex::encode(bytes)
+        )))
     }
 
     /// Wraps a key presented by a caller. Any string is accepted: an unknown key is found

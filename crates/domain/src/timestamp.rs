@@ -36,7 +36,9 @@ impl Timestamp {
     }
 
     pub fn parse_rfc3339(input: &str) -> Option<Self> {
-        OffsetDateTime::parse(input, &Rfc3339).ok().map(Self::from_datetime)
+        OffsetDateTime::parse(input, &Rfc3339)
+            .ok()
+            .map(Self::from_datetime)
     }
 
     pub fn to_rfc3339(self) -> String {
@@ -75,6 +77,9 @@ mod tests {
         let t = Timestamp::from_unix_millis(1_795_733_277_123);
         assert_eq!(t.to_rfc3339(), "2026-11-26T22:47:57.123Z");
         assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
-        assert_eq!(Timestamp::from_unix_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 }

@@ -1,1 +1,34 @@
+//! Persistence of dcbhub. The core sees only the traits in [`traits`]; [`sqlite`] (one
+//! writer thread with group commit, reads on their own connections) and [`postgres`] (sqlx)
+//! implement them, and one contract suite (`tests/contract.rs`) runs against both.
 
+mod error;
+mod migrations;
+pub mod postgres;
+mod records;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod traits;
+
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use records::{ApiKeyRecord, AuthRecord, NewPartner, PartnerRecord};
+pub use traits::{MetaStore, PartnerStore, Store};
+
+/// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`, applying
+/// migrations when `migrate` is set.
+pub async fn open(url: &str, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let store = sqlite::SqliteStore::open(path.as_ref(), migrate).await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PgStore::connect(url, migrate).await?;
+        Ok(Arc::new(store))
+    } else {
+        Err(StoreError::Config(
+            "database URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}

@@ -1,0 +1,26 @@
+//! Migrations are plain SQL files per backend, embedded in the binary and applied in order;
+//! `schema_migrations` records which ran.
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! migration {
+    ($backend:literal, $version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../migrations/", $backend, "/", $name, ".sql")),
+        }
+    };
+}
+
+pub const SQLITE: &[Migration] = &[migration!("sqlite", 1, "0001_partners")];
+
+pub const POSTGRES: &[Migration] = &[migration!("postgres", 1, "0001_partners")];
+
+pub fn latest(set: &[Migration]) -> i64 {
+    set.last().map_or(0, |m| m.version)
+}
