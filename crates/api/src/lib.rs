@@ -1,1 +1,50 @@
+//! HTTP edge of dcbhub: thin axum handlers over the core, our own extractors and error
+//! model (API.md §1), request context and metrics, and the OpenAPI document generated from
+//! the handlers themselves.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+mod routes;
+pub mod state;
+
+use axum::Router;
+use axum::http::Response;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, ErrorBody};
+pub use state::AppState;
+
+/// The routes and their OpenAPI document, before state and layers.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(routes::ops::router())
+        .merge(routes::admin::router())
+        .split_for_parts()
+}
+
+/// The whole service.
+pub fn app(state: AppState) -> Router {
+    let (routes, spec) = api();
+    routes
+        .route_layer(axum::middleware::from_fn(middleware::record_operation))
+        .merge(openapi::docs_router(&spec))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| -> Response<axum::body::Body> {
+            tracing::error!("handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::SystemError)
+        }))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi_json() -> String {
+    let (_, spec) = api();
+    spec.to_pretty_json().unwrap_or_default()
+}

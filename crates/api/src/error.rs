@@ -1,0 +1,211 @@
+//! The one error type of the OTT API. Each variant is one row of the contract (API.md): its
+//! status, its `code` and a safe message. Internal causes are logged where they are turned
+//! into `SystemError`, never returned.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    InvalidRequest {
+        field: Option<String>,
+        message: String,
+    },
+    ParameterNotSupported {
+        field: String,
+    },
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    NotFound,
+    MethodNotAllowed,
+    AuthorizationFailure,
+    PermissionDenied,
+    TooManyRequests {
+        retry_after_secs: u32,
+    },
+    SystemError,
+    CspUnavailable {
+        retry_after_secs: u32,
+    },
+    AccountNotFound,
+    SuspendedNonPayment,
+    AccountSuspended,
+    DcbBarred,
+    NotReady,
+    PartnerNotFound,
+    PartnerExists,
+    KeyNotFound,
+}
+
+/// The body of every non-2xx answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// A stable kebab-case token, e.g. `account-not-found`.
+    pub code: &'static str,
+    /// Human-readable text; never contains personal data or internal detail.
+    pub message: String,
+    /// The request field at fault, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_remaining: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u32>,
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// Logs an internal fault and answers `500 system-error`.
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "{context}");
+        Self::SystemError
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.describe().status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.describe().code
+    }
+
+    /// Every variant's row of the contract, in one exhaustive match.
+    fn describe(&self) -> Row {
+        use StatusCode as S;
+        let row = |status, code, message: &'static str| Row {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        };
+        match self {
+            Self::InvalidRequest { field, message } => Row {
+                field: field.clone(),
+                message: message.clone().into(),
+                ..row(S::BAD_REQUEST, "invalid-request", "")
+            },
+            Self::ParameterNotSupported { field } => Row {
+                field: Some(field.clone()),
+                ..row(S::BAD_REQUEST, "parameter-not-supported", "Not supported.")
+            },
+            Self::PayloadTooLarge => row(
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "The request body is larger than 16 KiB.",
+            ),
+            Self::UnsupportedMediaType => row(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Content-Type must be application/json.",
+            ),
+            Self::NotFound => row(S::NOT_FOUND, "not-found", "Not found."),
+            Self::MethodNotAllowed => row(
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed.",
+            ),
+            Self::AuthorizationFailure => {
+                row(S::UNAUTHORIZED, "authorization-failure", "Not authorized.")
+            }
+            Self::PermissionDenied => row(S::FORBIDDEN, "permission-denied", "Permission denied."),
+            Self::TooManyRequests { retry_after_secs } => Row {
+                retry_after: Some(*retry_after_secs),
+                ..row(
+                    S::TOO_MANY_REQUESTS,
+                    "too-many-requests",
+                    "Too many requests.",
+                )
+            },
+            Self::SystemError => row(S::INTERNAL_SERVER_ERROR, "system-error", "System error."),
+            Self::CspUnavailable { retry_after_secs } => Row {
+                retry_after: Some(*retry_after_secs),
+                ..row(
+                    S::SERVICE_UNAVAILABLE,
+                    "csp-unavailable",
+                    "The customer's operator cannot be reached; try again later.",
+                )
+            },
+            Self::AccountNotFound => row(S::NOT_FOUND, "account-not-found", "Account not found"),
+            Self::SuspendedNonPayment => row(
+                S::BAD_REQUEST,
+                "suspended-non-payment",
+                "Account is suspended because of non-payment, or other billing issue",
+            ),
+            Self::AccountSuspended => {
+                row(S::BAD_REQUEST, "account-suspended", "Account is suspended")
+            }
+            Self::DcbBarred => row(
+                S::BAD_REQUEST,
+                "dcb-barred",
+                "Carrier billing is barred for this account",
+            ),
+            Self::NotReady => Row {
+                retry_after: Some(1),
+                ..row(S::SERVICE_UNAVAILABLE, "not-ready", "Not ready.")
+            },
+            Self::PartnerNotFound => row(S::NOT_FOUND, "partner-not-found", "No such partner."),
+            Self::PartnerExists => row(
+                S::CONFLICT,
+                "partner-exists",
+                "A partner with this code exists.",
+            ),
+            Self::KeyNotFound => row(S::NOT_FOUND, "key-not-found", "No such active key."),
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let row = self.describe();
+        ErrorBody {
+            code: row.code,
+            message: row.message.into_owned(),
+            field: row.field,
+            attempts_remaining: None,
+            retry_after_seconds: row.retry_after,
+        }
+    }
+}
+
+struct Row {
+    status: StatusCode,
+    code: &'static str,
+    message: Cow<'static, str>,
+    field: Option<String>,
+    retry_after: Option<u32>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        let retry_after = body.retry_after_seconds;
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<dcbhub_domain::ParseError> for ApiError {
+    fn from(e: dcbhub_domain::ParseError) -> Self {
+        Self::InvalidRequest {
+            field: Some(e.field.to_owned()),
+            message: format!("{} {}", e.field, e.reason),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,147 @@
+//! Our own extractors, so that every rejection answers with the contract's JSON error
+//! instead of axum's plain-text defaults.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+
+/// Largest request body the API reads.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// A request body type: which top-level fields the contract defines for it.
+pub trait RequestBody: DeserializeOwned {
+    const FIELDS: &'static [&'static str];
+}
+
+/// A JSON body read under the contract's rules: `application/json` only (else 415), at most
+/// 16 KiB (else 413), an object whose every field the contract defines (else
+/// `parameter-not-supported` naming it), of the right types (else `invalid-request` naming
+/// the field).
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: RequestBody> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers().get(CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > MAX_BODY) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        if bytes.len() > MAX_BODY {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        parse_body(&bytes).map(ApiJson)
+    }
+}
+
+fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Parses a body for `T`; public so fuzzing and tests reach exactly what the edge runs.
+pub fn parse_body<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |_| ApiError::InvalidRequest {
+        field: None,
+        message: "The body is not a JSON object.".into(),
+    };
+    // First pass: the shape and the field names, without interpreting any value.
+    let fields: std::collections::HashMap<&str, &RawValue> =
+        serde_json::from_slice(bytes).map_err(malformed)?;
+    if let Some(unknown) = fields.keys().find(|k| !T::FIELDS.contains(k)) {
+        return Err(ApiError::ParameterNotSupported {
+            field: (*unknown).to_owned(),
+        });
+    }
+    // Second pass: the values, with the path of the first one that does not fit.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then(|| path.split(['.', '[']).next().unwrap_or("").to_owned());
+        let message = match &field {
+            Some(f) => format!("The field {f} is invalid."),
+            None => "The body does not match the request schema.".to_owned(),
+        };
+        ApiError::InvalidRequest {
+            field: field.filter(|f| !f.is_empty()),
+            message,
+        }
+    })
+}
+
+/// Path parameters, rejected with the contract's error body (an unreadable path is a path
+/// that does not exist).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|_| ApiError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Probe {
+        msisdn: Option<String>,
+        count: Option<u32>,
+    }
+
+    impl RequestBody for Probe {
+        const FIELDS: &'static [&'static str] = &["msisdn", "count"];
+    }
+
+    #[test]
+    fn rejections() {
+        let code = |b: &str| {
+            parse_body::<Probe>(b.as_bytes())
+                .map(|_| ())
+                .map_err(|e| (e.code(), e.body().field))
+        };
+        assert_eq!(code(r#"{"msisdn":"+1"}"#), Ok(()));
+        assert_eq!(code("{"), Err(("invalid-request", None)));
+        assert_eq!(code("[]"), Err(("invalid-request", None)));
+        assert_eq!(code("null"), Err(("invalid-request", None)));
+        assert_eq!(
+            code(r#"{"foo":1}"#),
+            Err(("parameter-not-supported", Some("foo".into())))
+        );
+        assert_eq!(
+            code(r#"{"count":"x"}"#),
+            Err(("invalid-request", Some("count".into())))
+        );
+        assert_eq!(
+            code(r#"{"msisdn":5}"#),
+            Err(("invalid-request", Some("msisdn".into())))
+        );
+        assert_eq!(
+            code("{\"msisdn\":\"a\",\"msisdn\":\"b\"}").map_err(|e| e.0),
+            Err("invalid-request")
+        );
+    }
+}
