@@ -21,10 +21,12 @@ pub use state::AppState;
 
 /// The routes and their OpenAPI document, before state and layers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::base())
+    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::ops::router())
         .merge(routes::admin::router())
-        .split_for_parts()
+        .split_for_parts();
+    utoipa::Modify::modify(&openapi::CommonErrors, &mut spec);
+    (router, spec)
 }
 
 /// The whole service.

@@ -23,7 +23,7 @@ use crate::error::ErrorBody;
             account validation, PIN consent, charges and refunds, notifications. Every non-2xx \
             answer is `{\"code\", \"message\"}`."
     ),
-    modifiers(&Security, &CommonErrors),
+    modifiers(&Security),
     components(schemas(ErrorBody)),
     tags(
         (name = "account", description = "Account validation"),
@@ -51,7 +51,7 @@ impl Modify for Security {
 
 /// Declares on every operation the errors the edge itself can produce for it, so the
 /// document lists every status an operation can answer.
-struct CommonErrors;
+pub struct CommonErrors;
 
 fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     RefOr::T(
@@ -112,7 +112,10 @@ pub fn base() -> OpenApi {
 pub fn docs_router<S: Clone + Send + Sync + 'static>(spec: &OpenApi) -> Router<S> {
     let json: Arc<str> = spec.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
     let config = Arc::new(Config::new(["/openapi.json"]).validator_url("none"));
-    let index_config = Arc::clone(&config);
+    let index = {
+        let config = Arc::clone(&config);
+        move || docs_file(String::new(), Arc::clone(&config))
+    };
     Router::new()
         .route(
             "/openapi.json",
@@ -126,10 +129,8 @@ pub fn docs_router<S: Clone + Send + Sync + 'static>(spec: &OpenApi) -> Router<S
                 }
             }),
         )
-        .route(
-            "/docs",
-            get(move || docs_file(String::new(), Arc::clone(&index_config))),
-        )
+        .route("/docs", get(index.clone()))
+        .route("/docs/", get(index))
         .route(
             "/docs/{*file}",
             get(move |Path(file): Path<String>| docs_file(file, Arc::clone(&config))),

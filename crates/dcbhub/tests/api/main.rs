@@ -1,0 +1,8 @@
+//! Black-box tests of the hub over real HTTP; one binary for all of them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod admin;
+mod edge;
+mod openapi;
