@@ -14,8 +14,11 @@ mod traits;
 use std::sync::Arc;
 
 pub use error::StoreError;
-pub use records::{ApiKeyRecord, AuthRecord, NewPartner, PartnerRecord};
-pub use traits::{MetaStore, PartnerStore, Store};
+pub use records::{
+    ApiKeyRecord, AuthRecord, DeliveryResult, EnqueueOutcome, NewNotification, NewPartner,
+    NotificationRecord, NotificationStatus, PartnerRecord,
+};
+pub use traits::{MetaStore, OutboxStore, PartnerStore, Store};
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`, applying
 /// migrations when `migrate` is set.

@@ -17,9 +17,15 @@ macro_rules! migration {
     };
 }
 
-pub const SQLITE: &[Migration] = &[migration!("sqlite", 1, "0001_partners")];
+pub const SQLITE: &[Migration] = &[
+    migration!("sqlite", 1, "0001_partners"),
+    migration!("sqlite", 2, "0002_notifications"),
+];
 
-pub const POSTGRES: &[Migration] = &[migration!("postgres", 1, "0001_partners")];
+pub const POSTGRES: &[Migration] = &[
+    migration!("postgres", 1, "0001_partners"),
+    migration!("postgres", 2, "0002_notifications"),
+];
 
 pub fn latest(set: &[Migration]) -> i64 {
     set.last().map_or(0, |m| m.version)

@@ -41,3 +41,87 @@ pub struct AuthRecord {
 pub(crate) fn corrupt(e: dcbhub_domain::ParseError) -> crate::StoreError {
     crate::StoreError::Backend(format!("stored value does not parse: {e}"))
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationStatus {
+    Queued,
+    Sent,
+    Failed,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Sent => "SENT",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, crate::StoreError> {
+        match s {
+            "QUEUED" => Ok(Self::Queued),
+            "SENT" => Ok(Self::Sent),
+            "FAILED" => Ok(Self::Failed),
+            other => Err(crate::StoreError::Backend(format!(
+                "unknown notification status {other}"
+            ))),
+        }
+    }
+}
+
+/// A message to queue in the outbox.
+#[derive(Clone, Debug)]
+pub struct NewNotification {
+    pub id: dcbhub_domain::NotificationId,
+    pub partner_id: i64,
+    pub recipient: dcbhub_domain::Customer,
+    pub csp_id: String,
+    /// Which channel of that CSP delivers it (`sandbox`, `csp`, `smpp`, `smtp`).
+    pub channel: String,
+    /// `PIN`, `RECEIPT`, or the partner's `type` (`GENERIC`, …).
+    pub kind: String,
+    pub text: String,
+    /// Replaces `text` once delivered or given up (PIN messages), so no PIN stays at rest.
+    pub redacted_text: Option<String>,
+    pub subject: Option<String>,
+    pub ext_transaction_id: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationRecord {
+    pub id: String,
+    pub partner_id: i64,
+    pub recipient: String,
+    pub recipient_kind: String,
+    pub csp_id: String,
+    pub channel: String,
+    pub kind: String,
+    pub text: String,
+    pub subject: Option<String>,
+    pub status: NotificationStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    Queued(NotificationRecord),
+    /// The per partner and recipient cap is reached; the oldest counted message ages out
+    /// after this many seconds.
+    RateLimited {
+        retry_after_secs: u32,
+    },
+}
+
+/// What a delivery attempt ended with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Sent,
+    Retry { at: Timestamp, error: String },
+    Failed { error: String },
+}

@@ -1,7 +1,10 @@
 use async_trait::async_trait;
-use dcbhub_domain::{ApiKeyHash, PartnerCode, PartnerStatus};
+use dcbhub_domain::{ApiKeyHash, PartnerCode, PartnerStatus, Timestamp};
 
-use crate::{ApiKeyRecord, AuthRecord, NewPartner, PartnerRecord, StoreError};
+use crate::{
+    ApiKeyRecord, AuthRecord, DeliveryResult, EnqueueOutcome, NewNotification, NewPartner,
+    NotificationRecord, PartnerRecord, StoreError,
+};
 
 /// Partners (OTT organisations) and their API keys.
 #[async_trait]
@@ -49,7 +52,42 @@ pub trait MetaStore: Send + Sync {
     async fn ready(&self) -> Result<(), StoreError>;
 }
 
-/// Everything the core needs from persistence.
-pub trait Store: PartnerStore + MetaStore {}
+/// The notification outbox. Rows are leased by pushing `next_attempt_at` past the lease, so
+/// a worker that dies leaves its rows due again once the lease runs out, and a lease is
+/// identified by the attempt number it set (a late completion of an old lease is ignored).
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Queues a message; with `max_per_hour`, refuses it when the partner already queued
+    /// that many for this recipient in the last hour (checked atomically with the insert).
+    async fn enqueue_notification(
+        &self,
+        n: NewNotification,
+        max_per_hour: Option<u32>,
+    ) -> Result<EnqueueOutcome, StoreError>;
+    async fn notification(
+        &self,
+        partner_id: i64,
+        id: &str,
+    ) -> Result<Option<NotificationRecord>, StoreError>;
+    /// Takes up to `max` due messages for `lease_ms`, counting an attempt on each.
+    async fn lease_notifications(
+        &self,
+        now: Timestamp,
+        max: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<NotificationRecord>, StoreError>;
+    /// Records the end of attempt `attempt`; false when that lease is no longer current.
+    async fn complete_notification(
+        &self,
+        id: &str,
+        attempt: u32,
+        result: DeliveryResult,
+    ) -> Result<bool, StoreError>;
+    /// Messages waiting, and when the oldest due one was queued.
+    async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<Timestamp>), StoreError>;
+}
 
-impl<T: PartnerStore + MetaStore> Store for T {}
+/// Everything the core needs from persistence.
+pub trait Store: PartnerStore + OutboxStore + MetaStore {}
+
+impl<T: PartnerStore + OutboxStore + MetaStore> Store for T {}

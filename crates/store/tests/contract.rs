@@ -4,8 +4,13 @@
 
 use std::sync::Arc;
 
-use dcbhub_domain::{ApiKey, ConsentPolicy, PartnerCode, PartnerStatus};
-use dcbhub_store::{NewPartner, Store, StoreError};
+use dcbhub_domain::{
+    ApiKey, ConsentPolicy, Customer, Msisdn, NotificationId, PartnerCode, PartnerStatus, Timestamp,
+};
+use dcbhub_store::{
+    DeliveryResult, EnqueueOutcome, NewNotification, NewPartner, NotificationStatus, Store,
+    StoreError,
+};
 
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -39,6 +44,8 @@ contract!(
     suspension_and_resumption,
     keys_authenticate_until_revoked,
     config_version_grows_with_every_change,
+    outbox_enqueue_rate_limit_and_read,
+    outbox_leases_are_exclusive_and_complete_once,
 );
 
 fn code(s: &str) -> PartnerCode {
@@ -214,4 +221,201 @@ async fn config_version_grows_with_every_change(store: Arc<dyn Store>) {
         v0 < v1 && v1 < v2 && v2 < v3 && v3 < v4,
         "{v0} {v1} {v2} {v3} {v4}"
     );
+}
+
+fn note(partner_id: i64, to: &str, text: &str) -> NewNotification {
+    NewNotification {
+        id: NotificationId::generate(),
+        partner_id,
+        recipient: Customer::Msisdn(Msisdn::parse(to).unwrap()),
+        csp_id: "sandbox".into(),
+        channel: "sandbox".into(),
+        kind: "PIN".into(),
+        text: text.into(),
+        redacted_text: Some("Your PIN is ******".into()),
+        subject: None,
+        ext_transaction_id: None,
+        locale: None,
+    }
+}
+
+async fn outbox_enqueue_rate_limit_and_read(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let q = store
+        .create_partner(new_partner("SPOT", &ApiKey::generate()))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let out = store
+            .enqueue_notification(note(p.id, "+447700900000", &format!("m{i}")), Some(3))
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, EnqueueOutcome::Queued(ref r) if r.status == NotificationStatus::Queued && r.attempts == 0)
+        );
+    }
+    let limited = store
+        .enqueue_notification(note(p.id, "+447700900000", "m4"), Some(3))
+        .await
+        .unwrap();
+    match limited {
+        EnqueueOutcome::RateLimited { retry_after_secs } => {
+            assert!((3500..=3600).contains(&retry_after_secs))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Other recipients and other partners have their own budget.
+    assert!(matches!(
+        store
+            .enqueue_notification(note(p.id, "+447700900001", "x"), Some(3))
+            .await
+            .unwrap(),
+        EnqueueOutcome::Queued(_)
+    ));
+    let EnqueueOutcome::Queued(theirs) = store
+        .enqueue_notification(note(q.id, "+447700900000", "x"), Some(3))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        store
+            .notification(q.id, &theirs.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.notification(p.id, &theirs.id).await.unwrap(),
+        None,
+        "another partner's id is not found"
+    );
+    let (depth, oldest) = store
+        .outbox_depth(Timestamp::now().plus_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(depth, 5);
+    assert!(oldest.is_some());
+}
+
+async fn outbox_leases_are_exclusive_and_complete_once(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    for i in 0..40 {
+        store
+            .enqueue_notification(
+                note(p.id, &format!("+4477009001{i:02}"), "Your PIN is 123456"),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let now = Timestamp::now().plus_millis(5);
+    let leasers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.lease_notifications(now, 15, 30_000).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for l in leasers {
+        ids.extend(l.await.unwrap().into_iter().map(|n| (n.id, n.attempts)));
+    }
+    assert_eq!(ids.len(), 40);
+    let mut unique: Vec<_> = ids.iter().map(|(id, _)| id.clone()).collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 40, "no message leased twice");
+    assert!(ids.iter().all(|(_, a)| *a == 1));
+    // Nothing more is due while the leases run.
+    assert!(
+        store
+            .lease_notifications(now, 100, 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let (first, _) = &ids[0];
+    assert!(
+        store
+            .complete_notification(first, 1, DeliveryResult::Sent)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .complete_notification(first, 1, DeliveryResult::Sent)
+            .await
+            .unwrap(),
+        "completes once"
+    );
+    let sent = store.notification(p.id, first).await.unwrap().unwrap();
+    assert_eq!(sent.status, NotificationStatus::Sent);
+    assert!(
+        !sent.text.contains("123456"),
+        "the PIN is gone once sent: {}",
+        sent.text
+    );
+
+    let (second, _) = &ids[1];
+    let at = Timestamp::now().plus_millis(-1);
+    assert!(
+        store
+            .complete_notification(
+                second,
+                1,
+                DeliveryResult::Retry {
+                    at,
+                    error: "busy".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let again = store
+        .lease_notifications(Timestamp::now(), 100, 30_000)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempts),
+        (second.as_str(), 2)
+    );
+    assert!(
+        !store
+            .complete_notification(second, 1, DeliveryResult::Sent)
+            .await
+            .unwrap(),
+        "a stale lease is ignored"
+    );
+    assert!(
+        store
+            .complete_notification(
+                second,
+                2,
+                DeliveryResult::Failed {
+                    error: "gone".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let failed = store.notification(p.id, second).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.last_error.as_deref()),
+        (NotificationStatus::Failed, Some("gone"))
+    );
+
+    // A lease that runs out makes the message due again.
+    let (third, _) = &ids[2];
+    let later = Timestamp::now().plus_millis(31_000);
+    let expired = store.lease_notifications(later, 100, 30_000).await.unwrap();
+    assert!(expired.iter().any(|n| &n.id == third && n.attempts == 2));
 }

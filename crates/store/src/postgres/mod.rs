@@ -1,6 +1,7 @@
 //! PostgreSQL store over sqlx. Every coordination between hub instances (idempotency,
 //! counters, leases) is a constraint or a row lock here.
 
+mod outbox;
 mod partners;
 
 use std::time::Duration;

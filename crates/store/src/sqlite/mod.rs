@@ -1,6 +1,7 @@
 //! SQLite store: writes through the single [`writer::Writer`] (group commit), reads on a
 //! small pool of read-only connections.
 
+mod outbox;
 mod partners;
 mod readers;
 mod writer;
@@ -15,6 +16,8 @@ use crate::migrations::{self, Migration};
 use crate::{MetaStore, StoreError};
 use readers::Readers;
 use writer::Writer;
+
+pub(crate) use outbox::retry_after;
 
 pub struct SqliteStore {
     writer: Writer,

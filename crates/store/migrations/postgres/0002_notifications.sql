@@ -1,0 +1,26 @@
+-- The outbox: every customer message is a row written in the same transaction as the request
+-- that causes it; the worker leases due rows by pushing next_attempt_at forward.
+CREATE TABLE notifications (
+    id                 TEXT    PRIMARY KEY,
+    partner_id         BIGINT  NOT NULL REFERENCES partners (id),
+    recipient          TEXT    NOT NULL,
+    recipient_kind     TEXT    NOT NULL CHECK (recipient_kind IN ('msisdn', 'email')),
+    csp_id             TEXT    NOT NULL,
+    channel            TEXT    NOT NULL,
+    kind               TEXT    NOT NULL,
+    text               TEXT    NOT NULL,
+    -- What `text` becomes once the message has left: PIN messages keep no PIN at rest.
+    redacted_text      TEXT,
+    subject            TEXT,
+    ext_transaction_id TEXT,
+    locale             TEXT,
+    status             TEXT    NOT NULL CHECK (status IN ('QUEUED', 'SENT', 'FAILED')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    BIGINT  NOT NULL,
+    last_error         TEXT,
+    created_at         BIGINT  NOT NULL,
+    updated_at         BIGINT  NOT NULL
+);
+
+CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status = 'QUEUED';
+CREATE INDEX notifications_rate ON notifications (partner_id, recipient, created_at);
