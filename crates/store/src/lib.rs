@@ -4,21 +4,31 @@
 
 mod error;
 mod migrations;
+mod pin_records;
 pub mod postgres;
 mod records;
+mod rules;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod traits;
+mod tx_records;
 
 use std::sync::Arc;
 
 pub use error::StoreError;
+pub use pin_records::{
+    NewPin, PinBinding, PinCheckOutcome, PinRecord, PinSendOutcome, PinSendPolicy, PinStatus,
+};
 pub use records::{
     ApiKeyRecord, AuthRecord, DeliveryResult, EnqueueOutcome, NewNotification, NewPartner,
     NotificationRecord, NotificationStatus, PartnerRecord,
 };
-pub use traits::{MetaStore, OutboxStore, PartnerStore, Store};
+pub use traits::{MetaStore, OutboxStore, PartnerStore, PinStore, Store, TransactionStore};
+pub use tx_records::{
+    BeginOutcome, NewTransaction, Receipt, Settlement, SpendingLimits, TransactionQuery,
+    TransactionRecord, TxStatus, TxType,
+};
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`, applying
 /// migrations when `migrate` is set.

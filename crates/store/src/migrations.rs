@@ -20,11 +20,15 @@ macro_rules! migration {
 pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 1, "0001_partners"),
     migration!("sqlite", 2, "0002_notifications"),
+    migration!("sqlite", 3, "0003_pins"),
+    migration!("sqlite", 4, "0004_transactions"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 1, "0001_partners"),
     migration!("postgres", 2, "0002_notifications"),
+    migration!("postgres", 3, "0003_pins"),
+    migration!("postgres", 4, "0004_transactions"),
 ];
 
 pub fn latest(set: &[Migration]) -> i64 {

@@ -2,8 +2,10 @@ use async_trait::async_trait;
 use dcbhub_domain::{ApiKeyHash, PartnerCode, PartnerStatus, Timestamp};
 
 use crate::{
-    ApiKeyRecord, AuthRecord, DeliveryResult, EnqueueOutcome, NewNotification, NewPartner,
-    NotificationRecord, PartnerRecord, StoreError,
+    ApiKeyRecord, AuthRecord, BeginOutcome, DeliveryResult, EnqueueOutcome, NewNotification,
+    NewPartner, NewPin, NewTransaction, NotificationRecord, PartnerRecord, PinCheckOutcome,
+    PinRecord, PinSendOutcome, PinSendPolicy, Receipt, Settlement, StoreError, TransactionQuery,
+    TransactionRecord,
 };
 
 /// Partners (OTT organisations) and their API keys.
@@ -87,7 +89,80 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<Timestamp>), StoreError>;
 }
 
-/// Everything the core needs from persistence.
-pub trait Store: PartnerStore + OutboxStore + MetaStore {}
+/// PIN challenges. Every check and count happens inside one database transaction, so
+/// concurrent requests (on any number of instances) never get more than the limits allow.
+#[async_trait]
+pub trait PinStore: Send + Sync {
+    /// Creates a challenge and queues its message, unless the account's hourly cap is used up.
+    async fn create_pin(
+        &self,
+        new: NewPin,
+        policy: PinSendPolicy,
+    ) -> Result<PinSendOutcome, StoreError>;
+    /// Replaces the code of an active challenge (the old one dies, attempts are kept) and
+    /// queues the new message, within the cooldown and send caps.
+    async fn resend_pin(
+        &self,
+        partner_id: i64,
+        pin_id: &str,
+        new_hash: String,
+        message: NewNotification,
+        policy: PinSendPolicy,
+    ) -> Result<PinSendOutcome, StoreError>;
+    /// Counts one attempt and compares `presented_hash` in constant time.
+    async fn check_pin(
+        &self,
+        partner_id: i64,
+        pin_id: &str,
+        presented_hash: String,
+        max_attempts: u32,
+        consent_window_ms: i64,
+    ) -> Result<PinCheckOutcome, StoreError>;
+    async fn pin(&self, partner_id: i64, pin_id: &str) -> Result<Option<PinRecord>, StoreError>;
+}
 
-impl<T: PartnerStore + OutboxStore + MetaStore> Store for T {}
+/// Charges and refunds.
+#[async_trait]
+pub trait TransactionStore: Send + Sync {
+    /// Writes a new PENDING transaction, or finds the existing one with the same
+    /// `extTransactionID`. Spending limits, refundable amounts and the consent are checked
+    /// and used atomically with the insert.
+    async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError>;
+    /// Moves a PENDING transaction to its final state (queuing `receipt` with it) and
+    /// returns the record; a transaction already final is returned unchanged.
+    async fn settle_transaction(
+        &self,
+        id: &str,
+        settlement: Settlement,
+        receipt: Receipt,
+    ) -> Result<TransactionRecord, StoreError>;
+    /// Removes a PENDING transaction the CSP refused before charging, giving back its PIN
+    /// consent: the partner may send the same `extTransactionID` again.
+    async fn abandon_transaction(&self, id: &str) -> Result<(), StoreError>;
+    /// Schedules the reconciler's next look at a PENDING transaction.
+    async fn defer_transaction(&self, id: &str, next_check_at: Timestamp)
+    -> Result<(), StoreError>;
+    async fn transaction_by_ext(
+        &self,
+        partner_id: i64,
+        ext_transaction_id: &str,
+    ) -> Result<Option<TransactionRecord>, StoreError>;
+    /// Takes up to `max` PENDING transactions due for a look and not being processed by a
+    /// request, for `lease_ms`.
+    async fn lease_pending(
+        &self,
+        now: Timestamp,
+        max: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<TransactionRecord>, StoreError>;
+    /// A customer's transactions in a time range, oldest first, for customer care.
+    async fn search_transactions(
+        &self,
+        q: TransactionQuery,
+    ) -> Result<Vec<TransactionRecord>, StoreError>;
+}
+
+/// Everything the core needs from persistence.
+pub trait Store: PartnerStore + OutboxStore + PinStore + TransactionStore + MetaStore {}
+
+impl<T: PartnerStore + OutboxStore + PinStore + TransactionStore + MetaStore> Store for T {}

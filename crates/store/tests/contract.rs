@@ -8,8 +8,9 @@ use dcbhub_domain::{
     ApiKey, ConsentPolicy, Customer, Msisdn, NotificationId, PartnerCode, PartnerStatus, Timestamp,
 };
 use dcbhub_store::{
-    DeliveryResult, EnqueueOutcome, NewNotification, NewPartner, NotificationStatus, Store,
-    StoreError,
+    BeginOutcome, DeliveryResult, EnqueueOutcome, NewNotification, NewPartner, NewPin,
+    NewTransaction, NotificationStatus, PinBinding, PinCheckOutcome, PinSendOutcome, PinSendPolicy,
+    PinStatus, Settlement, SpendingLimits, Store, StoreError, TransactionQuery, TxStatus, TxType,
 };
 
 macro_rules! contract {
@@ -46,6 +47,13 @@ contract!(
     config_version_grows_with_every_change,
     outbox_enqueue_rate_limit_and_read,
     outbox_leases_are_exclusive_and_complete_once,
+    pin_attempts_are_counted_atomically,
+    pin_resend_rules_and_account_cap,
+    transactions_are_idempotent_and_final,
+    parallel_charges_never_pass_a_limit_together,
+    parallel_refunds_never_exceed_the_original,
+    consent_is_used_once_and_given_back_on_abandon,
+    reconciler_leases_and_care_search,
 );
 
 fn code(s: &str) -> PartnerCode {
@@ -418,4 +426,655 @@ async fn outbox_leases_are_exclusive_and_complete_once(store: Arc<dyn Store>) {
     let later = Timestamp::now().plus_millis(31_000);
     let expired = store.lease_notifications(later, 100, 30_000).await.unwrap();
     assert!(expired.iter().any(|n| &n.id == third && n.attempts == 2));
+}
+
+const POLICY: PinSendPolicy = PinSendPolicy {
+    ttl_ms: 300_000,
+    cooldown_ms: 30_000,
+    max_sends: 3,
+    max_per_account_per_hour: 5,
+};
+
+fn binding(account: &str) -> PinBinding {
+    PinBinding {
+        customer: format!("+{account}"),
+        customer_kind: "msisdn".into(),
+        csp_id: "sandbox".into(),
+        account_key: format!("sandbox:{account}"),
+        ext_transaction_id: None,
+        amount_minor: Some(499),
+        currency: Some("GBP".into()),
+        description: Some("Premium".into()),
+    }
+}
+
+async fn new_pin(
+    store: &Arc<dyn Store>,
+    partner_id: i64,
+    account: &str,
+    hash: &str,
+) -> PinSendOutcome {
+    let id = dcbhub_domain::PinId::generate().as_str().to_owned();
+    store
+        .create_pin(
+            NewPin {
+                id,
+                partner_id,
+                binding: binding(account),
+                pin_hash: hash.into(),
+                message: note(partner_id, &format!("+{account}"), "Your PIN is 123456"),
+            },
+            POLICY,
+        )
+        .await
+        .unwrap()
+}
+
+async fn pin_attempts_are_counted_atomically(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let PinSendOutcome::Sent(pin) = new_pin(&store, p.id, "447700900000", "right").await else {
+        panic!()
+    };
+    let guesses: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, id) = (store.clone(), pin.id.clone());
+            tokio::spawn(async move {
+                store
+                    .check_pin(p.id, &id, "wrong".into(), 3, 600_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut invalid = 0;
+    let mut exceeded = 0;
+    for g in guesses {
+        match g.await.unwrap() {
+            PinCheckOutcome::Invalid { .. } => invalid += 1,
+            PinCheckOutcome::AttemptsExceeded => exceeded += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((invalid, exceeded), (3, 47));
+    assert_eq!(store.pin(p.id, &pin.id).await.unwrap().unwrap().attempts, 3);
+    assert_eq!(
+        store
+            .check_pin(p.id, &pin.id, "right".into(), 3, 600_000)
+            .await
+            .unwrap(),
+        PinCheckOutcome::AttemptsExceeded
+    );
+    // Another partner cannot see or try it.
+    let q = store
+        .create_partner(new_partner("SPOT", &ApiKey::generate()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .check_pin(q.id, &pin.id, "right".into(), 3, 600_000)
+            .await
+            .unwrap(),
+        PinCheckOutcome::NotFound
+    );
+
+    let PinSendOutcome::Sent(ok) = new_pin(&store, p.id, "447700900001", "right").await else {
+        panic!()
+    };
+    assert_eq!(
+        store
+            .check_pin(p.id, &ok.id, "wrong".into(), 3, 600_000)
+            .await
+            .unwrap(),
+        PinCheckOutcome::Invalid {
+            attempts_remaining: 2
+        }
+    );
+    let PinCheckOutcome::Valid(v) = store
+        .check_pin(p.id, &ok.id, "right".into(), 3, 600_000)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(v.status, PinStatus::Validated);
+    assert!(v.consent_expires_at.is_some());
+    assert_eq!(
+        store
+            .check_pin(p.id, &ok.id, "right".into(), 3, 600_000)
+            .await
+            .unwrap(),
+        PinCheckOutcome::AlreadyUsed
+    );
+}
+
+async fn pin_resend_rules_and_account_cap(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let PinSendOutcome::Sent(pin) = new_pin(&store, p.id, "447700900000", "h1").await else {
+        panic!()
+    };
+    let resend = |policy: PinSendPolicy, hash: &str| {
+        let (store, id, hash) = (store.clone(), pin.id.clone(), hash.to_owned());
+        async move {
+            store
+                .resend_pin(
+                    p.id,
+                    &id,
+                    hash,
+                    note(p.id, "+447700900000", "Your PIN is 654321"),
+                    policy,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let too_soon = resend(POLICY, "h2").await;
+    assert!(
+        matches!(too_soon, PinSendOutcome::TooSoon { retry_after_secs } if (29..=30).contains(&retry_after_secs)),
+        "{too_soon:?}"
+    );
+    let no_cooldown = PinSendPolicy {
+        cooldown_ms: 0,
+        ..POLICY
+    };
+    let PinSendOutcome::Sent(again) = resend(no_cooldown, "h2").await else {
+        panic!()
+    };
+    assert_eq!((again.sends, again.pin_hash.as_str()), (2, "h2"));
+    // The old code is dead.
+    assert!(matches!(
+        store
+            .check_pin(p.id, &pin.id, "h1".into(), 3, 1)
+            .await
+            .unwrap(),
+        PinCheckOutcome::Invalid { .. }
+    ));
+    assert!(matches!(
+        resend(no_cooldown, "h3").await,
+        PinSendOutcome::Sent(_)
+    ));
+    assert!(
+        matches!(
+            resend(no_cooldown, "h4").await,
+            PinSendOutcome::SendLimit { .. }
+        ),
+        "3 sends per challenge"
+    );
+    assert_eq!(
+        store.pin(p.id, &pin.id).await.unwrap().unwrap().attempts,
+        1,
+        "attempts survive resends"
+    );
+    // Per account: 5 sends an hour across partners (3 used above).
+    let q = store
+        .create_partner(new_partner("SPOT", &ApiKey::generate()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        new_pin(&store, q.id, "447700900000", "x").await,
+        PinSendOutcome::Sent(_)
+    ));
+    assert!(matches!(
+        new_pin(&store, p.id, "447700900000", "y").await,
+        PinSendOutcome::Sent(_)
+    ));
+    assert!(matches!(
+        new_pin(&store, q.id, "447700900000", "z").await,
+        PinSendOutcome::SendLimit { .. }
+    ));
+    assert!(matches!(
+        new_pin(&store, q.id, "447700900009", "z").await,
+        PinSendOutcome::Sent(_)
+    ));
+    assert_eq!(
+        store
+            .resend_pin(
+                q.id,
+                &pin.id,
+                "h".into(),
+                note(q.id, "+447700900000", "x"),
+                no_cooldown
+            )
+            .await
+            .unwrap(),
+        PinSendOutcome::NotFound
+    );
+}
+
+fn charge(partner_id: i64, ext: &str, account: &str, amount: i64) -> NewTransaction {
+    NewTransaction {
+        id: dcbhub_domain::TransactionId::generate().as_str().to_owned(),
+        partner_id,
+        ext_transaction_id: ext.into(),
+        fingerprint: format!("fp-{ext}-{amount}"),
+        tx_type: TxType::Charge,
+        customer: format!("+{account}"),
+        customer_kind: "msisdn".into(),
+        csp_id: "sandbox".into(),
+        account_key: format!("sandbox:{account}"),
+        amount_minor: amount,
+        currency: "GBP".into(),
+        description: "Premium".into(),
+        product_code: Some("PREMIUM-M".into()),
+        tax_included: true,
+        original_id: None,
+        consume_pin: None,
+        limits: None,
+        processing_until: Timestamp::now().plus_millis(5_000),
+    }
+}
+
+async fn transactions_are_idempotent_and_final(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .begin_transaction(charge(p.id, "ott-1", "447700900000", 499))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let mut existing = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            BeginOutcome::Created(r) => created.push(r),
+            BeginOutcome::Existing(_) => existing += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((created.len(), existing), (1, 19));
+    let tx = &created[0];
+    assert_eq!(
+        (tx.status, tx.amount_minor, tx.refunded_minor),
+        (TxStatus::Pending, 499, 0)
+    );
+    let receipt = note(p.id, "+447700900000", "Receipt");
+    let done = store
+        .settle_transaction(
+            &tx.id,
+            Settlement::Success {
+                csp_reference: "csp-1".into(),
+            },
+            Some(receipt),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.csp_reference.as_deref()),
+        (TxStatus::Success, Some("csp-1"))
+    );
+    // A second settlement (a late CSP answer, the reconciler) changes nothing and queues nothing.
+    let again = store
+        .settle_transaction(
+            &tx.id,
+            Settlement::Failed {
+                failure_code: "transaction-declined".into(),
+            },
+            Some(note(p.id, "+447700900000", "x")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, TxStatus::Success);
+    let (depth, _) = store.outbox_depth(Timestamp::now()).await.unwrap();
+    assert_eq!(depth, 1, "one receipt");
+    // Another partner's identical id is its own transaction.
+    let q = store
+        .create_partner(new_partner("SPOT", &ApiKey::generate()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .begin_transaction(charge(q.id, "ott-1", "447700900000", 499))
+            .await
+            .unwrap(),
+        BeginOutcome::Created(_)
+    ));
+    assert_eq!(
+        store
+            .transaction_by_ext(p.id, "ott-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        tx.id
+    );
+    assert_eq!(store.transaction_by_ext(p.id, "ott-2").await.unwrap(), None);
+}
+
+fn limits(per_tx: i64, per_day: i64, per_month: i64) -> Option<SpendingLimits> {
+    let now = Timestamp::now();
+    Some(SpendingLimits {
+        per_transaction: per_tx,
+        per_day,
+        per_month,
+        day_start: now.plus_millis(-3_600_000),
+        month_start: now.plus_millis(-86_400_000),
+    })
+}
+
+async fn parallel_charges_never_pass_a_limit_together(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .begin_transaction(NewTransaction {
+                limits: limits(4000, 10_000, 24_000),
+                ..charge(p.id, "big", "447700900000", 4001)
+            })
+            .await
+            .unwrap(),
+        BeginOutcome::LimitExceeded
+    );
+    // 30 parallel charges of 10.00 against a 100.00 day: exactly 10 pass.
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .begin_transaction(NewTransaction {
+                        limits: limits(4000, 10_000, 24_000),
+                        ..charge(p.id, &format!("c{i}"), "447700900000", 1000)
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            BeginOutcome::Created(_) => ok += 1,
+            BeginOutcome::LimitExceeded => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ok, 10);
+    // Another account is not affected; a failed charge frees its share.
+    assert!(matches!(
+        store
+            .begin_transaction(NewTransaction {
+                limits: limits(4000, 10_000, 24_000),
+                ..charge(p.id, "other", "447700900001", 1000)
+            })
+            .await
+            .unwrap(),
+        BeginOutcome::Created(_)
+    ));
+    let first = store
+        .transaction_by_ext(p.id, "c0")
+        .await
+        .unwrap()
+        .or(store.transaction_by_ext(p.id, "c1").await.unwrap());
+    let some = match first {
+        Some(t) if t.status == TxStatus::Pending => t,
+        _ => {
+            let mut found = None;
+            for i in 0..30 {
+                if let Some(t) = store
+                    .transaction_by_ext(p.id, &format!("c{i}"))
+                    .await
+                    .unwrap()
+                {
+                    found = Some(t);
+                    break;
+                }
+            }
+            found.unwrap()
+        }
+    };
+    store
+        .settle_transaction(
+            &some.id,
+            Settlement::Failed {
+                failure_code: "transaction-declined".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .begin_transaction(NewTransaction {
+                limits: limits(4000, 10_000, 24_000),
+                ..charge(p.id, "after", "447700900000", 1000)
+            })
+            .await
+            .unwrap(),
+        BeginOutcome::Created(_)
+    ));
+}
+
+async fn parallel_refunds_never_exceed_the_original(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let BeginOutcome::Created(orig) = store
+        .begin_transaction(charge(p.id, "orig", "447700900000", 1000))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let refund = |ext: String, amount: i64| NewTransaction {
+        tx_type: TxType::Refund,
+        original_id: Some(orig.id.clone()),
+        ..charge(p.id, &ext, "447700900000", amount)
+    };
+    assert_eq!(
+        store
+            .begin_transaction(refund("early".into(), 100))
+            .await
+            .unwrap(),
+        BeginOutcome::RefundExceedsOriginal,
+        "a pending charge cannot be refunded"
+    );
+    store
+        .settle_transaction(
+            &orig.id,
+            Settlement::Success {
+                csp_reference: "c".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (store, r) = (store.clone(), refund(format!("r{i}"), 300));
+            tokio::spawn(async move { store.begin_transaction(r).await.unwrap() })
+        })
+        .collect();
+    let mut ok = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            BeginOutcome::Created(r) => ok.push(r),
+            BeginOutcome::RefundExceedsOriginal => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ok.len(), 3, "3 x 3.00 fit in 10.00, a fourth does not");
+    for r in &ok {
+        store
+            .settle_transaction(
+                &r.id,
+                Settlement::Success {
+                    csp_reference: "r".into(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let after = store
+        .transaction_by_ext(p.id, "orig")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.refunded_minor, 900);
+    let last = store
+        .begin_transaction(refund("last".into(), 100))
+        .await
+        .unwrap();
+    let BeginOutcome::Created(last) = last else {
+        panic!("{last:?}")
+    };
+    assert_eq!(last.original_ext_transaction_id.as_deref(), Some("orig"));
+    assert_eq!(
+        store
+            .begin_transaction(refund("over".into(), 1))
+            .await
+            .unwrap(),
+        BeginOutcome::RefundExceedsOriginal
+    );
+}
+
+async fn consent_is_used_once_and_given_back_on_abandon(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let PinSendOutcome::Sent(pin) = new_pin(&store, p.id, "447700900000", "right").await else {
+        panic!()
+    };
+    let with_pin = |ext: &str| NewTransaction {
+        consume_pin: Some(pin.id.clone()),
+        ..charge(p.id, ext, "447700900000", 499)
+    };
+    assert_eq!(
+        store.begin_transaction(with_pin("t0")).await.unwrap(),
+        BeginOutcome::ConsentUnusable,
+        "not validated yet"
+    );
+    assert!(matches!(
+        store
+            .check_pin(p.id, &pin.id, "right".into(), 3, 600_000)
+            .await
+            .unwrap(),
+        PinCheckOutcome::Valid(_)
+    ));
+    let BeginOutcome::Created(t1) = store.begin_transaction(with_pin("t1")).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        store.pin(p.id, &pin.id).await.unwrap().unwrap().status,
+        PinStatus::Consumed
+    );
+    assert_eq!(
+        store.begin_transaction(with_pin("t2")).await.unwrap(),
+        BeginOutcome::ConsentUnusable,
+        "used once"
+    );
+    store.abandon_transaction(&t1.id).await.unwrap();
+    assert_eq!(store.transaction_by_ext(p.id, "t1").await.unwrap(), None);
+    assert_eq!(
+        store.pin(p.id, &pin.id).await.unwrap().unwrap().status,
+        PinStatus::Validated
+    );
+    assert!(matches!(
+        store.begin_transaction(with_pin("t1")).await.unwrap(),
+        BeginOutcome::Created(_)
+    ));
+}
+
+async fn reconciler_leases_and_care_search(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let past = Timestamp::now().plus_millis(-1);
+    let BeginOutcome::Created(a) = store
+        .begin_transaction(NewTransaction {
+            processing_until: past,
+            ..charge(p.id, "a", "447700900000", 100)
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let BeginOutcome::Created(_b) = store
+        .begin_transaction(charge(p.id, "b", "447700900000", 100))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let now = Timestamp::now();
+    let leased = store.lease_pending(now, 10, 10_000).await.unwrap();
+    assert_eq!(
+        leased.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [a.id.as_str()],
+        "b is still being processed"
+    );
+    assert_eq!(leased[0].check_attempts, 1);
+    assert!(
+        store
+            .lease_pending(now, 10, 10_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased once"
+    );
+    store
+        .defer_transaction(&a.id, now.plus_millis(-1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .lease_pending(Timestamp::now(), 10, 10_000)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let page1 = store
+        .search_transactions(TransactionQuery {
+            customer: "+447700900000".into(),
+            from: now.plus_millis(-60_000),
+            to: now.plus_millis(60_000),
+            limit: 1,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page1.len(), 1);
+    let page2 = store
+        .search_transactions(TransactionQuery {
+            customer: "+447700900000".into(),
+            from: now.plus_millis(-60_000),
+            to: now.plus_millis(60_000),
+            limit: 10,
+            after: Some(page1[0].id.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_ne!(page1[0].id, page2[0].id);
+    let none = store
+        .search_transactions(TransactionQuery {
+            customer: "+447700900001".into(),
+            from: now.plus_millis(-60_000),
+            to: now.plus_millis(60_000),
+            limit: 10,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

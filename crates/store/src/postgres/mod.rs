@@ -3,6 +3,8 @@
 
 mod outbox;
 mod partners;
+mod pins;
+mod transactions;
 
 use std::time::Duration;
 

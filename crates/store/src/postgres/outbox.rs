@@ -4,7 +4,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::PgStore;
-use crate::sqlite::retry_after;
+use crate::rules::retry_after;
 use crate::{
     DeliveryResult, EnqueueOutcome, NewNotification, NotificationRecord, NotificationStatus,
     OutboxStore, StoreError,

@@ -3,7 +3,9 @@
 
 mod outbox;
 mod partners;
+mod pins;
 mod readers;
+mod transactions;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -16,8 +18,6 @@ use crate::migrations::{self, Migration};
 use crate::{MetaStore, StoreError};
 use readers::Readers;
 use writer::Writer;
-
-pub(crate) use outbox::retry_after;
 
 pub struct SqliteStore {
     writer: Writer,

@@ -3,6 +3,7 @@ use dcbhub_domain::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
+use crate::rules::retry_after;
 use crate::{
     DeliveryResult, EnqueueOutcome, NewNotification, NotificationRecord, NotificationStatus,
     OutboxStore, StoreError,
@@ -191,10 +192,4 @@ impl OutboxStore for SqliteStore {
             ))
         })
     }
-}
-
-/// Seconds until the oldest message of the last hour ages out of the window (at least 1).
-pub(crate) fn retry_after(oldest: Option<i64>, now: Timestamp) -> u32 {
-    let ms = oldest.map_or(0, |o| o + HOUR_MS - now.unix_millis());
-    u32::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
 }

@@ -1,0 +1,378 @@
+use async_trait::async_trait;
+use dcbhub_domain::Timestamp;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::PgStore;
+use super::outbox::insert_notification;
+use crate::{
+    BeginOutcome, NewTransaction, Receipt, Settlement, StoreError, TransactionQuery,
+    TransactionRecord, TransactionStore, TxStatus, TxType,
+};
+
+macro_rules! tx_columns {
+    () => {
+        "t.id, t.partner_id, t.ext_transaction_id, t.fingerprint, t.type, t.status, t.customer, t.customer_kind, \
+         t.csp_id, t.account_key, t.amount_minor, t.currency, t.description, t.product_code, t.tax_included, \
+         t.original_id, (SELECT o.ext_transaction_id FROM transactions o WHERE o.id = t.original_id), \
+         t.refunded_minor, t.csp_reference, t.failure_code, t.pin_id, t.processing_until, t.next_check_at, \
+         t.check_attempts, t.created_at, t.updated_at"
+    };
+}
+
+fn from_row(row: &PgRow) -> Result<TransactionRecord, StoreError> {
+    let check_attempts: i32 = row.try_get(23)?;
+    let ts = |i: usize| row.try_get::<i64, _>(i).map(Timestamp::from_unix_millis);
+    Ok(TransactionRecord {
+        id: row.try_get(0)?,
+        partner_id: row.try_get(1)?,
+        ext_transaction_id: row.try_get(2)?,
+        fingerprint: row.try_get(3)?,
+        tx_type: TxType::parse(row.try_get(4)?)?,
+        status: TxStatus::parse(row.try_get(5)?)?,
+        customer: row.try_get(6)?,
+        customer_kind: row.try_get(7)?,
+        csp_id: row.try_get(8)?,
+        account_key: row.try_get(9)?,
+        amount_minor: row.try_get(10)?,
+        currency: row.try_get(11)?,
+        description: row.try_get(12)?,
+        product_code: row.try_get(13)?,
+        tax_included: row.try_get(14)?,
+        original_id: row.try_get(15)?,
+        original_ext_transaction_id: row.try_get(16)?,
+        refunded_minor: row.try_get(17)?,
+        csp_reference: row.try_get(18)?,
+        failure_code: row.try_get(19)?,
+        pin_id: row.try_get(20)?,
+        processing_until: ts(21)?,
+        next_check_at: ts(22)?,
+        check_attempts: u32::try_from(check_attempts).unwrap_or(0),
+        created_at: ts(24)?,
+        updated_at: ts(25)?,
+    })
+}
+
+async fn by_id(conn: &mut PgConnection, id: &str) -> Result<Option<TransactionRecord>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        tx_columns!(),
+        " FROM transactions t WHERE t.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+async fn by_ext(
+    conn: &mut PgConnection,
+    partner_id: i64,
+    ext: &str,
+) -> Result<Option<TransactionRecord>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        tx_columns!(),
+        " FROM transactions t WHERE t.partner_id = $1 AND t.ext_transaction_id = $2"
+    ))
+    .bind(partner_id)
+    .bind(ext)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+async fn spent_since(
+    conn: &mut PgConnection,
+    account_key: &str,
+    currency: &str,
+    since: Timestamp,
+) -> Result<i64, StoreError> {
+    let sum: Option<i64> = sqlx::query_scalar(
+        "SELECT SUM(amount_minor)::BIGINT FROM transactions
+         WHERE account_key = $1 AND currency = $2 AND type = 'CHARGE' AND status IN ('PENDING', 'SUCCESS')
+           AND created_at >= $3",
+    )
+    .bind(account_key)
+    .bind(currency)
+    .bind(since.unix_millis())
+    .fetch_one(conn)
+    .await?;
+    Ok(sum.unwrap_or(0))
+}
+
+enum Refusal {
+    Limit,
+    Refund,
+    Consent,
+}
+
+/// The checks that must hold with the insert; the caller rolls back on a refusal.
+async fn check_after_insert(
+    conn: &mut PgConnection,
+    new: &NewTransaction,
+    now: Timestamp,
+) -> Result<Option<Refusal>, StoreError> {
+    if let Some(limits) = &new.limits {
+        // The new row is already counted in the sums.
+        let over = new.amount_minor > limits.per_transaction
+            || spent_since(conn, &new.account_key, &new.currency, limits.day_start).await?
+                > limits.per_day
+            || spent_since(conn, &new.account_key, &new.currency, limits.month_start).await?
+                > limits.per_month;
+        if over {
+            return Ok(Some(Refusal::Limit));
+        }
+    }
+    if let Some(original) = &new.original_id {
+        // Locked by the caller before the insert.
+        let row = sqlx::query("SELECT amount_minor, status FROM transactions WHERE id = $1")
+            .bind(original)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let amount: i64 = row.try_get(0)?;
+        let status: String = row.try_get(1)?;
+        let refunding: Option<i64> = sqlx::query_scalar(
+            "SELECT SUM(amount_minor)::BIGINT FROM transactions WHERE original_id = $1 AND status IN ('PENDING', 'SUCCESS')",
+        )
+        .bind(original)
+        .fetch_one(&mut *conn)
+        .await?;
+        if status != "SUCCESS" || refunding.unwrap_or(0) > amount {
+            return Ok(Some(Refusal::Refund));
+        }
+    }
+    if let Some(pin_id) = &new.consume_pin {
+        let used = sqlx::query(
+            "UPDATE pin_challenges SET status = 'CONSUMED', updated_at = $1
+             WHERE id = $2 AND partner_id = $3 AND status = 'VALIDATED' AND consent_expires_at > $1",
+        )
+        .bind(now.unix_millis())
+        .bind(pin_id)
+        .bind(new.partner_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if used == 0 {
+            return Ok(Some(Refusal::Consent));
+        }
+    }
+    Ok(None)
+}
+
+#[async_trait]
+impl TransactionStore for PgStore {
+    async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = Timestamp::now();
+        if new.limits.is_some() {
+            // Parallel charges of one account, on any instance, pass the limit check one by one.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!("limits:{}", new.account_key))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(original) = &new.original_id {
+            // Before the insert: its foreign key would take a share lock on the original that
+            // parallel refunds could not then upgrade without deadlocking.
+            sqlx::query("SELECT 1 FROM transactions WHERE id = $1 FOR UPDATE")
+                .bind(original)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Insert first: a concurrent twin waits on the unique key, then finds this row.
+        let inserted = sqlx::query(
+            "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
+                 customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
+                 original_id, pin_id, processing_until, next_check_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $18)
+             ON CONFLICT ON CONSTRAINT transactions_idempotency DO NOTHING",
+        )
+        .bind(&new.id)
+        .bind(new.partner_id)
+        .bind(&new.ext_transaction_id)
+        .bind(&new.fingerprint)
+        .bind(new.tx_type.as_str())
+        .bind(&new.customer)
+        .bind(&new.customer_kind)
+        .bind(&new.csp_id)
+        .bind(&new.account_key)
+        .bind(new.amount_minor)
+        .bind(&new.currency)
+        .bind(&new.description)
+        .bind(&new.product_code)
+        .bind(new.tax_included)
+        .bind(&new.original_id)
+        .bind(&new.consume_pin)
+        .bind(new.processing_until.unix_millis())
+        .bind(now.unix_millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            let mut conn = self.pool.acquire().await?;
+            let existing = by_ext(&mut conn, new.partner_id, &new.ext_transaction_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            return Ok(BeginOutcome::Existing(existing));
+        }
+        if let Some(refusal) = check_after_insert(&mut tx, &new, now).await? {
+            tx.rollback().await?;
+            return Ok(match refusal {
+                Refusal::Limit => BeginOutcome::LimitExceeded,
+                Refusal::Refund => BeginOutcome::RefundExceedsOriginal,
+                Refusal::Consent => BeginOutcome::ConsentUnusable,
+            });
+        }
+        let record = by_id(&mut tx, &new.id).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(BeginOutcome::Created(record))
+    }
+
+    async fn settle_transaction(
+        &self,
+        id: &str,
+        settlement: Settlement,
+        receipt: Receipt,
+    ) -> Result<TransactionRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = Timestamp::now();
+        let (status, reference, code) = match &settlement {
+            Settlement::Success { csp_reference } => {
+                ("SUCCESS", Some(csp_reference.as_str()), None)
+            }
+            Settlement::Failed { failure_code } => ("FAILED", None, Some(failure_code.as_str())),
+        };
+        let moved = sqlx::query(
+            "UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3, updated_at = $4
+             WHERE id = $5 AND status = 'PENDING'",
+        )
+        .bind(status)
+        .bind(reference)
+        .bind(code)
+        .bind(now.unix_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let record = by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        if moved == 1 {
+            if let (TxType::Refund, TxStatus::Success, Some(original)) =
+                (record.tx_type, record.status, &record.original_id)
+            {
+                sqlx::query("UPDATE transactions SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3")
+                    .bind(record.amount_minor)
+                    .bind(now.unix_millis())
+                    .bind(original)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(n) = &receipt {
+                insert_notification(&mut tx, n, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn abandon_transaction(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted: Option<Option<String>> = sqlx::query_scalar(
+            "DELETE FROM transactions WHERE id = $1 AND status = 'PENDING' RETURNING pin_id",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(Some(pin)) = deleted {
+            sqlx::query("UPDATE pin_challenges SET status = 'VALIDATED', updated_at = $1 WHERE id = $2 AND status = 'CONSUMED'")
+                .bind(Timestamp::now().unix_millis())
+                .bind(pin)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn defer_transaction(
+        &self,
+        id: &str,
+        next_check_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE transactions SET next_check_at = $1, processing_until = LEAST(processing_until, $2)
+             WHERE id = $3 AND status = 'PENDING'",
+        )
+        .bind(next_check_at.unix_millis())
+        .bind(Timestamp::now().unix_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn transaction_by_ext(
+        &self,
+        partner_id: i64,
+        ext: &str,
+    ) -> Result<Option<TransactionRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        by_ext(&mut conn, partner_id, ext).await
+    }
+
+    async fn lease_pending(
+        &self,
+        now: Timestamp,
+        max: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<TransactionRecord>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE transactions SET next_check_at = $1, check_attempts = check_attempts + 1
+             WHERE id IN (SELECT id FROM transactions WHERE status = 'PENDING' AND next_check_at <= $2
+                          AND processing_until <= $2 ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(now.unix_millis() + lease_ms)
+        .bind(now.unix_millis())
+        .bind(i64::from(max))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = by_id(&mut conn, &id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn search_transactions(
+        &self,
+        q: TransactionQuery,
+    ) -> Result<Vec<TransactionRecord>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            tx_columns!(),
+            " FROM transactions t WHERE t.customer = $1 AND t.created_at >= $2 AND t.created_at < $3
+              AND ($4::TEXT IS NULL OR (t.created_at, t.id) > ((SELECT created_at FROM transactions WHERE id = $4), $4))
+              ORDER BY t.created_at, t.id LIMIT $5"
+        ))
+        .bind(&q.customer)
+        .bind(q.from.unix_millis())
+        .bind(q.to.unix_millis())
+        .bind(&q.after)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+}

@@ -1,0 +1,324 @@
+use async_trait::async_trait;
+use dcbhub_domain::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::SqliteStore;
+use super::outbox::insert_notification;
+use crate::{
+    BeginOutcome, NewTransaction, Receipt, Settlement, StoreError, TransactionQuery,
+    TransactionRecord, TransactionStore, TxStatus, TxType,
+};
+
+macro_rules! tx_columns {
+    () => {
+        "t.id, t.partner_id, t.ext_transaction_id, t.fingerprint, t.type, t.status, t.customer, t.customer_kind, \
+         t.csp_id, t.account_key, t.amount_minor, t.currency, t.description, t.product_code, t.tax_included, \
+         t.original_id, (SELECT o.ext_transaction_id FROM transactions o WHERE o.id = t.original_id), \
+         t.refunded_minor, t.csp_reference, t.failure_code, t.pin_id, t.processing_until, t.next_check_at, \
+         t.check_attempts, t.created_at, t.updated_at"
+    };
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TransactionRecord, StoreError>> {
+    let tx_type: String = row.get(4)?;
+    let status: String = row.get(5)?;
+    let check_attempts: i64 = row.get(23)?;
+    let ts = |i: usize| row.get::<_, i64>(i).map(Timestamp::from_unix_millis);
+    let base = TransactionRecord {
+        id: row.get(0)?,
+        partner_id: row.get(1)?,
+        ext_transaction_id: row.get(2)?,
+        fingerprint: row.get(3)?,
+        tx_type: TxType::Charge,
+        status: TxStatus::Pending,
+        customer: row.get(6)?,
+        customer_kind: row.get(7)?,
+        csp_id: row.get(8)?,
+        account_key: row.get(9)?,
+        amount_minor: row.get(10)?,
+        currency: row.get(11)?,
+        description: row.get(12)?,
+        product_code: row.get(13)?,
+        tax_included: row.get::<_, i64>(14)? != 0,
+        original_id: row.get(15)?,
+        original_ext_transaction_id: row.get(16)?,
+        refunded_minor: row.get(17)?,
+        csp_reference: row.get(18)?,
+        failure_code: row.get(19)?,
+        pin_id: row.get(20)?,
+        processing_until: ts(21)?,
+        next_check_at: ts(22)?,
+        check_attempts: u32::try_from(check_attempts).unwrap_or(u32::MAX),
+        created_at: ts(24)?,
+        updated_at: ts(25)?,
+    };
+    Ok((|| {
+        Ok(TransactionRecord {
+            tx_type: TxType::parse(&tx_type)?,
+            status: TxStatus::parse(&status)?,
+            ..base
+        })
+    })())
+}
+
+fn by_id(conn: &Connection, id: &str) -> Result<Option<TransactionRecord>, StoreError> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        tx_columns!(),
+        " FROM transactions t WHERE t.id = ?1"
+    ))?
+    .query_row([id], from_row)
+    .optional()?
+    .transpose()
+}
+
+fn by_ext(
+    conn: &Connection,
+    partner_id: i64,
+    ext: &str,
+) -> Result<Option<TransactionRecord>, StoreError> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        tx_columns!(),
+        " FROM transactions t WHERE t.partner_id = ?1 AND t.ext_transaction_id = ?2"
+    ))?
+    .query_row(params![partner_id, ext], from_row)
+    .optional()?
+    .transpose()
+}
+
+/// Sum of this account's successful and pending charges since `since`.
+fn spent_since(
+    conn: &Connection,
+    account_key: &str,
+    currency: &str,
+    since: Timestamp,
+) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
+             WHERE account_key = ?1 AND currency = ?2 AND type = 'CHARGE' AND status IN ('PENDING', 'SUCCESS')
+               AND created_at >= ?3",
+        )?
+        .query_row(params![account_key, currency, since.unix_millis()], |r| r.get(0))?)
+}
+
+fn begin(conn: &Connection, new: &NewTransaction) -> Result<BeginOutcome, StoreError> {
+    // The single writer runs this whole function alone: every check below holds until the
+    // insert commits.
+    if let Some(existing) = by_ext(conn, new.partner_id, &new.ext_transaction_id)? {
+        return Ok(BeginOutcome::Existing(existing));
+    }
+    let now = Timestamp::now();
+    if let Some(limits) = &new.limits {
+        let over = new.amount_minor > limits.per_transaction
+            || spent_since(conn, &new.account_key, &new.currency, limits.day_start)?
+                + new.amount_minor
+                > limits.per_day
+            || spent_since(conn, &new.account_key, &new.currency, limits.month_start)?
+                + new.amount_minor
+                > limits.per_month;
+        if over {
+            return Ok(BeginOutcome::LimitExceeded);
+        }
+    }
+    if let Some(original) = &new.original_id {
+        let (amount, status): (i64, String) = conn
+            .prepare_cached("SELECT amount_minor, status FROM transactions WHERE id = ?1")?
+            .query_row([original], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        let refunding: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
+                 WHERE original_id = ?1 AND status IN ('PENDING', 'SUCCESS')",
+            )?
+            .query_row([original], |r| r.get(0))?;
+        if status != "SUCCESS" || refunding + new.amount_minor > amount {
+            return Ok(BeginOutcome::RefundExceedsOriginal);
+        }
+    }
+    if let Some(pin_id) = &new.consume_pin {
+        let used = conn
+            .prepare_cached(
+                "UPDATE pin_challenges SET status = 'CONSUMED', updated_at = ?1
+                 WHERE id = ?2 AND partner_id = ?3 AND status = 'VALIDATED' AND consent_expires_at > ?1",
+            )?
+            .execute(params![now.unix_millis(), pin_id, new.partner_id])?;
+        if used == 0 {
+            return Ok(BeginOutcome::ConsentUnusable);
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
+             customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
+             original_id, pin_id, processing_until, next_check_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18, ?18)",
+    )?
+    .execute(params![
+        new.id,
+        new.partner_id,
+        new.ext_transaction_id,
+        new.fingerprint,
+        new.tx_type.as_str(),
+        new.customer,
+        new.customer_kind,
+        new.csp_id,
+        new.account_key,
+        new.amount_minor,
+        new.currency,
+        new.description,
+        new.product_code,
+        i64::from(new.tax_included),
+        new.original_id,
+        new.consume_pin,
+        new.processing_until.unix_millis(),
+        now.unix_millis()
+    ])?;
+    by_id(conn, &new.id)?
+        .map(BeginOutcome::Created)
+        .ok_or(StoreError::NotFound)
+}
+
+fn settle(
+    conn: &Connection,
+    id: &str,
+    settlement: &Settlement,
+    receipt: &Receipt,
+) -> Result<TransactionRecord, StoreError> {
+    let now = Timestamp::now();
+    let (status, reference, code) = match settlement {
+        Settlement::Success { csp_reference } => ("SUCCESS", Some(csp_reference.as_str()), None),
+        Settlement::Failed { failure_code } => ("FAILED", None, Some(failure_code.as_str())),
+    };
+    let moved = conn
+        .prepare_cached(
+            "UPDATE transactions SET status = ?1, csp_reference = ?2, failure_code = ?3, updated_at = ?4
+             WHERE id = ?5 AND status = 'PENDING'",
+        )?
+        .execute(params![status, reference, code, now.unix_millis(), id])?;
+    let record = by_id(conn, id)?.ok_or(StoreError::NotFound)?;
+    if moved == 1 {
+        if let (TxType::Refund, TxStatus::Success, Some(original)) =
+            (record.tx_type, record.status, &record.original_id)
+        {
+            conn.prepare_cached(
+                "UPDATE transactions SET refunded_minor = refunded_minor + ?1, updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![record.amount_minor, now.unix_millis(), original])?;
+        }
+        if let Some(n) = receipt {
+            insert_notification(conn, n, now)?;
+        }
+    }
+    Ok(record)
+}
+
+#[async_trait]
+impl TransactionStore for SqliteStore {
+    async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
+        self.writer.write(move |conn| begin(conn, &new)).await
+    }
+
+    async fn settle_transaction(
+        &self,
+        id: &str,
+        settlement: Settlement,
+        receipt: Receipt,
+    ) -> Result<TransactionRecord, StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |conn| settle(conn, &id, &settlement, &receipt))
+            .await
+    }
+
+    async fn abandon_transaction(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |conn| {
+                let pin: Option<Option<String>> = conn
+                    .prepare_cached("SELECT pin_id FROM transactions WHERE id = ?1 AND status = 'PENDING'")?
+                    .query_row([&id], |r| r.get(0))
+                    .optional()?;
+                let Some(pin) = pin else { return Ok(()) };
+                conn.prepare_cached("DELETE FROM transactions WHERE id = ?1 AND status = 'PENDING'")?
+                    .execute([&id])?;
+                if let Some(pin) = pin {
+                    conn.prepare_cached(
+                        "UPDATE pin_challenges SET status = 'VALIDATED', updated_at = ?1 WHERE id = ?2 AND status = 'CONSUMED'",
+                    )?
+                    .execute(params![Timestamp::now().unix_millis(), pin])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn defer_transaction(
+        &self,
+        id: &str,
+        next_check_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE transactions SET next_check_at = ?1, processing_until = MIN(processing_until, ?2)
+                     WHERE id = ?3 AND status = 'PENDING'",
+                )?
+                .execute(params![next_check_at.unix_millis(), Timestamp::now().unix_millis(), id])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn transaction_by_ext(
+        &self,
+        partner_id: i64,
+        ext: &str,
+    ) -> Result<Option<TransactionRecord>, StoreError> {
+        self.readers.read(|conn| by_ext(conn, partner_id, ext))
+    }
+
+    async fn lease_pending(
+        &self,
+        now: Timestamp,
+        max: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<TransactionRecord>, StoreError> {
+        self.writer
+            .write(move |conn| {
+                let ids: Vec<String> = conn
+                    .prepare_cached(
+                        "UPDATE transactions SET next_check_at = ?1, check_attempts = check_attempts + 1
+                         WHERE id IN (SELECT id FROM transactions WHERE status = 'PENDING' AND next_check_at <= ?2
+                                      AND processing_until <= ?2 ORDER BY next_check_at LIMIT ?3)
+                         RETURNING id",
+                    )?
+                    .query_map(params![now.unix_millis() + lease_ms, now.unix_millis(), max], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                ids.iter().filter_map(|id| by_id(conn, id).transpose()).collect()
+            })
+            .await
+    }
+
+    async fn search_transactions(
+        &self,
+        q: TransactionQuery,
+    ) -> Result<Vec<TransactionRecord>, StoreError> {
+        self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                tx_columns!(),
+                " FROM transactions t WHERE t.customer = ?1 AND t.created_at >= ?2 AND t.created_at < ?3
+                  AND (?4 IS NULL OR (t.created_at, t.id) > ((SELECT created_at FROM transactions WHERE id = ?4), ?4))
+                  ORDER BY t.created_at, t.id LIMIT ?5"
+            ))?;
+            let rows = stmt.query_map(
+                params![q.customer, q.from.unix_millis(), q.to.unix_millis(), q.after, q.limit],
+                from_row,
+            )?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r)).collect()
+        })
+    }
+}

@@ -1,0 +1,157 @@
+use dcbhub_domain::Timestamp;
+
+use crate::NewNotification;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxStatus {
+    Pending,
+    Success,
+    Failed,
+}
+
+impl TxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Success => "SUCCESS",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, crate::StoreError> {
+        match s {
+            "PENDING" => Ok(Self::Pending),
+            "SUCCESS" => Ok(Self::Success),
+            "FAILED" => Ok(Self::Failed),
+            other => Err(crate::StoreError::Backend(format!(
+                "unknown transaction status {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxType {
+    Charge,
+    Refund,
+}
+
+impl TxType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Charge => "CHARGE",
+            Self::Refund => "REFUND",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, crate::StoreError> {
+        match s {
+            "CHARGE" => Ok(Self::Charge),
+            "REFUND" => Ok(Self::Refund),
+            other => Err(crate::StoreError::Backend(format!(
+                "unknown transaction type {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionRecord {
+    pub id: String,
+    pub partner_id: i64,
+    pub ext_transaction_id: String,
+    pub fingerprint: String,
+    pub tx_type: TxType,
+    pub status: TxStatus,
+    pub customer: String,
+    pub customer_kind: String,
+    pub csp_id: String,
+    pub account_key: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub description: String,
+    pub product_code: Option<String>,
+    pub tax_included: bool,
+    pub original_id: Option<String>,
+    /// For a refund: the original charge's partner id (`ext_transaction_id`).
+    pub original_ext_transaction_id: Option<String>,
+    pub refunded_minor: i64,
+    pub csp_reference: Option<String>,
+    pub failure_code: Option<String>,
+    pub pin_id: Option<String>,
+    pub processing_until: Timestamp,
+    pub next_check_at: Timestamp,
+    pub check_attempts: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Spending limits of one account, in its currency's minor units, with the windows' starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpendingLimits {
+    pub per_transaction: i64,
+    pub per_day: i64,
+    pub per_month: i64,
+    pub day_start: Timestamp,
+    pub month_start: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewTransaction {
+    pub id: String,
+    pub partner_id: i64,
+    pub ext_transaction_id: String,
+    pub fingerprint: String,
+    pub tx_type: TxType,
+    pub customer: String,
+    pub customer_kind: String,
+    pub csp_id: String,
+    pub account_key: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub description: String,
+    pub product_code: Option<String>,
+    pub tax_included: bool,
+    /// For a refund: the original charge (the hub's id).
+    pub original_id: Option<String>,
+    /// A validated PIN consent to use up with this transaction.
+    pub consume_pin: Option<String>,
+    /// For a charge: limits to enforce, counting this account's successful and pending
+    /// charges.
+    pub limits: Option<SpendingLimits>,
+    /// Until then, the request that writes the row is talking to the CSP.
+    pub processing_until: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeginOutcome {
+    Created(TransactionRecord),
+    /// A transaction with this `extTransactionID` exists for the partner.
+    Existing(TransactionRecord),
+    /// The PIN consent is no longer usable (used, or raced by another request).
+    ConsentUnusable,
+    LimitExceeded,
+    /// Successful and pending refunds would exceed the original.
+    RefundExceedsOriginal,
+}
+
+/// How a pending transaction ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    Success { csp_reference: String },
+    Failed { failure_code: String },
+}
+
+/// A page of the care search.
+#[derive(Clone, Debug)]
+pub struct TransactionQuery {
+    pub customer: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub limit: u32,
+    /// Continue after this transaction id (the last of the previous page).
+    pub after: Option<String>,
+}
+
+/// Which notification to queue with a final state.
+pub type Receipt = Option<NewNotification>;
