@@ -2,6 +2,8 @@
 //! database per test on the server named by `DCBHUB_TEST_POSTGRES_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
+#![allow(clippy::panic)] // test support: a broken test set-up should stop the test loudly
+
 use sqlx::Connection;
 
 use crate::StoreError;
