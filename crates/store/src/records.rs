@@ -75,6 +75,7 @@ impl NotificationStatus {
 pub struct NewNotification {
     pub id: dcbhub_domain::NotificationId,
     pub partner_id: i64,
+    pub partner_code: String,
     pub recipient: dcbhub_domain::Customer,
     pub csp_id: String,
     /// Which channel of that CSP delivers it (`sandbox`, `csp`, `smpp`, `smtp`).
@@ -93,6 +94,7 @@ pub struct NewNotification {
 pub struct NotificationRecord {
     pub id: String,
     pub partner_id: i64,
+    pub partner_code: String,
     pub recipient: String,
     pub recipient_kind: String,
     pub csp_id: String,

@@ -235,6 +235,7 @@ fn note(partner_id: i64, to: &str, text: &str) -> NewNotification {
     NewNotification {
         id: NotificationId::generate(),
         partner_id,
+        partner_code: "NFLX".into(),
         recipient: Customer::Msisdn(Msisdn::parse(to).unwrap()),
         csp_id: "sandbox".into(),
         channel: "sandbox".into(),

@@ -3,6 +3,7 @@
 CREATE TABLE notifications (
     id                 TEXT    PRIMARY KEY,
     partner_id         INTEGER NOT NULL REFERENCES partners (id),
+    partner_code       TEXT    NOT NULL,
     recipient          TEXT    NOT NULL,
     recipient_kind     TEXT    NOT NULL CHECK (recipient_kind IN ('msisdn', 'email')),
     csp_id             TEXT    NOT NULL,

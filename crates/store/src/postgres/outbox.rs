@@ -15,7 +15,7 @@ const HOUR_MS: i64 = 3_600_000;
 macro_rules! notification_columns {
     () => {
         "id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text, subject, status, \
-         attempts, next_attempt_at, last_error, created_at, updated_at"
+         attempts, next_attempt_at, last_error, created_at, updated_at, partner_code"
     };
 }
 
@@ -37,6 +37,7 @@ fn from_row(row: &PgRow) -> Result<NotificationRecord, StoreError> {
         last_error: row.try_get(12)?,
         created_at: Timestamp::from_unix_millis(row.try_get(13)?),
         updated_at: Timestamp::from_unix_millis(row.try_get(14)?),
+        partner_code: row.try_get(15)?,
     })
 }
 
@@ -48,8 +49,9 @@ pub(crate) async fn insert_notification(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
-             redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'QUEUED', 0, $13, $13, $13)",
+             redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
+             partner_code)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'QUEUED', 0, $13, $13, $13, $14)",
     )
     .bind(n.id.as_str())
     .bind(n.partner_id)
@@ -64,6 +66,7 @@ pub(crate) async fn insert_notification(
     .bind(&n.ext_transaction_id)
     .bind(&n.locale)
     .bind(now.unix_millis())
+    .bind(&n.partner_code)
     .execute(conn)
     .await?;
     Ok(())

@@ -14,7 +14,7 @@ const HOUR_MS: i64 = 3_600_000;
 macro_rules! notification_columns {
     () => {
         "id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text, subject, status, \
-         attempts, next_attempt_at, last_error, created_at, updated_at"
+         attempts, next_attempt_at, last_error, created_at, updated_at, partner_code"
     };
 }
 
@@ -37,6 +37,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<NotificationRecord, StoreE
         last_error: row.get(12)?,
         created_at: Timestamp::from_unix_millis(row.get(13)?),
         updated_at: Timestamp::from_unix_millis(row.get(14)?),
+        partner_code: row.get(15)?,
     };
     Ok(NotificationStatus::parse(&status).map(|status| NotificationRecord { status, ..record }))
 }
@@ -50,8 +51,9 @@ pub(crate) fn insert_notification(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
-             redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'QUEUED', 0, ?13, ?13, ?13)",
+             redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
+             partner_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'QUEUED', 0, ?13, ?13, ?13, ?14)",
     )?
     .execute(params![
         n.id.as_str(),
@@ -66,7 +68,8 @@ pub(crate) fn insert_notification(
         n.subject,
         n.ext_transaction_id,
         n.locale,
-        now.unix_millis()
+        now.unix_millis(),
+        n.partner_code
     ])?;
     Ok(())
 }
