@@ -221,6 +221,59 @@ pub trait CspConnector: Send + Sync {
 
     /// Delivers a message; idempotent on `n.id`.
     async fn notify(&self, n: &Notification, ctx: &CallContext) -> NotifyOutcome;
+
+    /// The reserve-then-debit interface, for a CSP whose charges are two-phase (an online
+    /// charging system). When present, the core drives a charge as reserve → persist the
+    /// reference → debit, and its reconciler finishes or releases a persisted reference.
+    fn two_phase(&self) -> Option<&dyn TwoPhaseCharging> {
+        None
+    }
+}
+
+/// The answer to a reservation (the first phase of a two-phase charge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// The amount is held; `reference` names the reservation for the debit or release.
+    Reserved { reference: String },
+    /// Final: nothing held.
+    Declined(DeclineReason),
+    /// No usable answer: an amount may be held under a reference we do not know (the CSP
+    /// lets such a reservation lapse); nothing was debited.
+    Unknown,
+    /// Refused before reserving: nothing held.
+    Unavailable { retry_after_secs: u32 },
+}
+
+/// The answer to a debit or a release (the second phase of a two-phase charge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishOutcome {
+    /// The CSP confirmed this very debit or release.
+    Done,
+    /// The CSP no longer knows the reservation: an earlier debit or release of it (whose
+    /// answer was lost) finished it, or it lapsed. Treat as done.
+    AlreadyFinished,
+    /// No usable answer: it may or may not have happened; ask again with the reference.
+    Unknown,
+    /// Not done (refused, or the CSP could not be reached): the reservation still stands.
+    Unavailable,
+}
+
+/// Two-phase charging: hold the amount, then debit it or release it by reference. Every
+/// method may be called again with the same reference after a crash; a reference that is
+/// already finished answers [`FinishOutcome::AlreadyFinished`].
+#[async_trait]
+pub trait TwoPhaseCharging: Send + Sync {
+    async fn reserve(&self, req: &ChargeRequest, ctx: &CallContext) -> ReserveOutcome;
+
+    async fn debit(&self, reference: &str, req: &ChargeRequest, ctx: &CallContext)
+    -> FinishOutcome;
+
+    async fn release(
+        &self,
+        reference: &str,
+        req: &ChargeRequest,
+        ctx: &CallContext,
+    ) -> FinishOutcome;
 }
 
 #[cfg(test)]
