@@ -36,6 +36,29 @@ pub enum ApiError {
     AccountSuspended,
     DcbBarred,
     NotReady,
+    PinNotFound,
+    PinResendTooSoon {
+        retry_after_secs: u32,
+    },
+    PinSendLimit {
+        retry_after_secs: u32,
+    },
+    InvalidPin {
+        attempts_remaining: u32,
+    },
+    PinExpired,
+    PinAttemptsExceeded,
+    PinAlreadyUsed,
+    TransactionNotFound,
+    TransactionDeclined,
+    InsufficientFunds,
+    SpendingLimitExceeded,
+    CurrencyNotSupported,
+    ConsentRequired,
+    InvalidConsent,
+    RefundExceedsOriginal,
+    ExtTransactionIdConflict,
+    NotificationNotFound,
     PartnerNotFound,
     PartnerExists,
     KeyNotFound,
@@ -89,6 +112,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            attempts_remaining: None,
         };
         match self {
             Self::InvalidRequest { field, message } => Row {
@@ -155,6 +179,100 @@ impl ApiError {
                 retry_after: Some(1),
                 ..row(S::SERVICE_UNAVAILABLE, "not-ready", "Not ready.")
             },
+            Self::PinNotFound => row(S::NOT_FOUND, "pin-not-found", "PIN not found."),
+            Self::PinResendTooSoon { retry_after_secs } => Row {
+                retry_after: Some(*retry_after_secs),
+                ..row(
+                    S::TOO_MANY_REQUESTS,
+                    "pin-resend-too-soon",
+                    "A PIN was sent moments ago; wait before resending.",
+                )
+            },
+            Self::PinSendLimit { retry_after_secs } => Row {
+                retry_after: Some(*retry_after_secs),
+                ..row(
+                    S::TOO_MANY_REQUESTS,
+                    "pin-send-limit",
+                    "Too many PINs were sent; try again later.",
+                )
+            },
+            Self::InvalidPin { attempts_remaining } => Row {
+                attempts_remaining: Some(*attempts_remaining),
+                ..row(S::BAD_REQUEST, "invalid-pin", "The PIN is not correct.")
+            },
+            Self::PinExpired => row(S::BAD_REQUEST, "pin-expired", "The PIN has expired."),
+            Self::PinAttemptsExceeded => row(
+                S::BAD_REQUEST,
+                "pin-attempts-exceeded",
+                "Too many wrong attempts; request a new PIN.",
+            ),
+            Self::PinAlreadyUsed => row(
+                S::BAD_REQUEST,
+                "pin-already-used",
+                "The PIN was already validated.",
+            ),
+            Self::TransactionNotFound => row(
+                S::NOT_FOUND,
+                "transaction-not-found",
+                "Transaction not found.",
+            ),
+            Self::TransactionDeclined => row(
+                S::PAYMENT_REQUIRED,
+                "transaction-declined",
+                "The operator declined the charge.",
+            ),
+            Self::InsufficientFunds => row(
+                S::PAYMENT_REQUIRED,
+                "insufficient-funds",
+                "The prepaid balance is too low for this charge.",
+            ),
+            Self::SpendingLimitExceeded => row(
+                S::PAYMENT_REQUIRED,
+                "spending-limit-exceeded",
+                "The charge would exceed the customer's spending limit.",
+            ),
+            Self::CurrencyNotSupported => Row {
+                field: Some("currency".into()),
+                ..row(
+                    S::BAD_REQUEST,
+                    "currency-not-supported",
+                    "The currency is not the account's billing currency.",
+                )
+            },
+            Self::ConsentRequired => Row {
+                field: Some("pinId".into()),
+                ..row(
+                    S::BAD_REQUEST,
+                    "consent-required",
+                    "A validated PIN (pinId) is required.",
+                )
+            },
+            Self::InvalidConsent => Row {
+                field: Some("pinId".into()),
+                ..row(
+                    S::BAD_REQUEST,
+                    "invalid-consent",
+                    "The PIN consent cannot be used for this transaction.",
+                )
+            },
+            Self::RefundExceedsOriginal => row(
+                S::BAD_REQUEST,
+                "refund-exceeds-original",
+                "The refund is larger than what is left of the original charge.",
+            ),
+            Self::ExtTransactionIdConflict => Row {
+                field: Some("extTransactionID".into()),
+                ..row(
+                    S::CONFLICT,
+                    "ext-transaction-id-conflict",
+                    "This extTransactionID was used for a different request.",
+                )
+            },
+            Self::NotificationNotFound => row(
+                S::NOT_FOUND,
+                "notification-not-found",
+                "Notification not found.",
+            ),
             Self::PartnerNotFound => row(S::NOT_FOUND, "partner-not-found", "No such partner."),
             Self::PartnerExists => row(
                 S::CONFLICT,
@@ -171,7 +289,7 @@ impl ApiError {
             code: row.code,
             message: row.message.into_owned(),
             field: row.field,
-            attempts_remaining: None,
+            attempts_remaining: row.attempts_remaining,
             retry_after_seconds: row.retry_after,
         }
     }
@@ -183,6 +301,7 @@ struct Row {
     message: Cow<'static, str>,
     field: Option<String>,
     retry_after: Option<u32>,
+    attempts_remaining: Option<u32>,
 }
 
 impl IntoResponse for ApiError {

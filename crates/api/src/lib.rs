@@ -22,6 +22,11 @@ pub use state::AppState;
 /// The routes and their OpenAPI document, before state and layers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut spec) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(routes::account::router())
+        .merge(routes::pin::router())
+        .merge(routes::transaction::router())
+        .merge(routes::notification::router())
+        .merge(routes::sandbox::router())
         .merge(routes::ops::router())
         .merge(routes::admin::router())
         .split_for_parts();

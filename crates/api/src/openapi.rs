@@ -27,6 +27,10 @@ use crate::error::ErrorBody;
     components(schemas(ErrorBody)),
     tags(
         (name = "account", description = "Account validation"),
+        (name = "pin", description = "One-time PIN consent"),
+        (name = "transaction", description = "Charges and refunds"),
+        (name = "notification", description = "Customer notifications"),
+        (name = "sandbox", description = "The sandbox CSP's inbox"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "admin", description = "Operator API (bearer admin token)"),
     )

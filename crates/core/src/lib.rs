@@ -1,8 +1,16 @@
 //! Business logic of dcbhub. It sees persistence and CSPs only through traits
 //! (`dcbhub_store::Store`, `dcbhub_connectors::CspConnector`), and knows nothing of HTTP.
 
+pub mod accounts;
 pub mod auth;
+pub mod hub;
+pub mod notifications;
+pub mod outbox;
 pub mod partners;
+pub mod pins;
+pub mod reconciler;
+pub mod transactions;
 
 pub use auth::{AuthError, Authenticator, Caller};
+pub use hub::Hub;
 pub use partners::{PartnerError, PartnerService};

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod telemetry;
+pub mod wiring;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,10 +11,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use dcbhub_api::AppState;
 use dcbhub_core::partners::NewPartnerRequest;
-use dcbhub_core::{Authenticator, PartnerService};
+use dcbhub_core::{Authenticator, Hub, PartnerService};
 use dcbhub_domain::{ApiKeyHash, ConsentPolicy, PartnerCode};
 use dcbhub_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 pub use config::Config;
 
@@ -22,8 +24,11 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     pub store: Arc<dyn Store>,
+    pub hub: Arc<Hub>,
     /// The `DEMO` partner's key when this start created it.
     pub demo_key: Option<String>,
+    stop: watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -40,8 +45,21 @@ impl Application {
         } else {
             None
         };
+        let hub = wiring::build_hub(config, Arc::clone(&store))?;
+        let (stop, stop_rx) = watch::channel(false);
+        let workers = vec![
+            tokio::spawn(dcbhub_core::outbox::run_outbox_worker(
+                Arc::clone(&hub),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(dcbhub_core::reconciler::run_reconciler(
+                Arc::clone(&hub),
+                stop_rx,
+            )),
+        ];
         let state = AppState {
             store: Arc::clone(&store),
+            hub: Arc::clone(&hub),
             auth,
             partners,
             admin_token: config
@@ -57,7 +75,10 @@ impl Application {
             listener,
             router: dcbhub_api::app(state),
             store,
+            hub,
             demo_key,
+            stop,
+            workers,
         })
     }
 
@@ -70,9 +91,15 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        // Then the background work, which finishes its current step first.
+        let _ = self.stop.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        served
     }
 }
 

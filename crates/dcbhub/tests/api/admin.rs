@@ -22,7 +22,11 @@ async fn admin_partner_lifecycle(app: TestApp) {
     assert_eq!(body["partner"]["receiptsEnabled"], false);
     // The key is stored only hashed: nothing in the database holds it in clear.
     let key = body["apiKey"].as_str().unwrap();
-    let keys = app.store.list_api_keys(&dcbhub_domain::PartnerCode::parse("NFLX").unwrap()).await.unwrap();
+    let keys = app
+        .store
+        .list_api_keys(&dcbhub_domain::PartnerCode::parse("NFLX").unwrap())
+        .await
+        .unwrap();
     assert!(keys.iter().all(|k| !k.id.contains(&key[4..20])));
 
     let dup = app
@@ -32,21 +36,64 @@ async fn admin_partner_lifecycle(app: TestApp) {
         .await
         .unwrap();
     assert_error(dup, 409, "partner-exists").await;
-    let bad = app.admin(Method::POST, "/admin/partners").json(&json!({"code": "nf", "name": "x"})).send().await.unwrap();
+    let bad = app
+        .admin(Method::POST, "/admin/partners")
+        .json(&json!({"code": "nf", "name": "x"}))
+        .send()
+        .await
+        .unwrap();
     let body = assert_error(bad, 400, "invalid-request").await;
     assert_eq!(body["field"], "code");
 
-    let (status, list) = json(app.admin(Method::GET, "/admin/partners").send().await.unwrap()).await;
+    let (status, list) = json(
+        app.admin(Method::GET, "/admin/partners")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
-    assert!(list["partners"].as_array().unwrap().iter().any(|p| p["code"] == "NFLX"));
-    let (_, shown) = json(app.admin(Method::GET, "/admin/partners/NFLX").send().await.unwrap()).await;
+    assert!(
+        list["partners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["code"] == "NFLX")
+    );
+    let (_, shown) = json(
+        app.admin(Method::GET, "/admin/partners/NFLX")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(shown["name"], "Netflix");
-    assert_error(app.admin(Method::GET, "/admin/partners/NOPE").send().await.unwrap(), 404, "partner-not-found").await;
-    let (_, keys) = json(app.admin(Method::GET, "/admin/partners/NFLX/keys").send().await.unwrap()).await;
-    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
-    assert!(keys.to_string().find("dcb_").is_none(), "keys are never shown again: {keys}");
     assert_error(
-        app.admin(Method::DELETE, "/admin/partners/NFLX/keys/key_nope").send().await.unwrap(),
+        app.admin(Method::GET, "/admin/partners/NOPE")
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "partner-not-found",
+    )
+    .await;
+    let (_, keys) = json(
+        app.admin(Method::GET, "/admin/partners/NFLX/keys")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    assert!(
+        keys.to_string().find("dcb_").is_none(),
+        "keys are never shown again: {keys}"
+    );
+    assert_error(
+        app.admin(Method::DELETE, "/admin/partners/NFLX/keys/key_nope")
+            .send()
+            .await
+            .unwrap(),
         404,
         "key-not-found",
     )
@@ -54,22 +101,41 @@ async fn admin_partner_lifecycle(app: TestApp) {
 }
 
 async fn admin_needs_the_token(app: TestApp) {
-    let resp = app.client.get(app.url("/admin/partners")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/admin/partners"))
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, 401, "authorization-failure").await;
-    let resp = app.client.get(app.url("/admin/partners")).bearer_auth("wrong-token-0123456789").send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/admin/partners"))
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, 401, "authorization-failure").await;
 }
 
 #[tokio::test]
 async fn admin_api_is_off_without_a_token() {
-    let app = spawn_app_with(Backend::Sqlite, "admin_off", |c| c.admin_token = None).await.unwrap();
-    let resp = app.admin(Method::GET, "/admin/partners").send().await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, "admin_off", |c| c.admin_token = None)
+        .await
+        .unwrap();
+    let resp = app
+        .admin(Method::GET, "/admin/partners")
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, 404, "not-found").await;
 }
 
 #[tokio::test]
 async fn embedded_default_creates_demo_once() {
-    let app = spawn_app_with(Backend::Sqlite, "demo", |c| c.sandbox.demo_partner = true).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, "demo", |c| c.sandbox.demo_partner = true)
+        .await
+        .unwrap();
     let key = app.demo_key.clone().expect("first start creates DEMO");
     assert!(key.starts_with("dcb_"));
     let partners = app.store.list_partners().await.unwrap();
@@ -89,20 +155,40 @@ fn cli_partner_create_prints_json_with_the_key() {
             .output()
             .unwrap()
     };
-    let out = run(&["partner", "create", "--code", "NFLX", "--name", "Netflix", "--consent", "none", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "partner",
+        "create",
+        "--code",
+        "NFLX",
+        "--name",
+        "Netflix",
+        "--consent",
+        "none",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["code"], "NFLX");
     assert!(v["apiKey"].as_str().unwrap().starts_with("dcb_"));
 
-    let out = run(&["partner", "create", "--code", "NFLX", "--name", "Again", "--json"]);
+    let out = run(&[
+        "partner", "create", "--code", "NFLX", "--name", "Again", "--json",
+    ]);
     assert!(!out.status.success());
 
     let out = run(&["partner", "key", "create", "NFLX", "--json"]);
     assert!(out.status.success());
     let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let key_id = k["keyId"].as_str().unwrap();
-    assert!(run(&["partner", "key", "revoke", "NFLX", key_id]).status.success());
+    assert!(
+        run(&["partner", "key", "revoke", "NFLX", key_id])
+            .status
+            .success()
+    );
     assert!(run(&["partner", "suspend", "NFLX"]).status.success());
     let out = run(&["partner", "list", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -116,5 +202,9 @@ fn cli_partner_create_prints_json_with_the_key() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("listen"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("listen")
+    );
 }

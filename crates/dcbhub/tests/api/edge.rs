@@ -15,9 +15,33 @@ crate::on_both_backends!(
 );
 
 async fn unknown_path_and_wrong_method(app: TestApp) {
-    assert_error(app.client.get(app.url("/no/such/path")).send().await.unwrap(), 404, "not-found").await;
-    assert_error(app.client.delete(app.url("/healthz")).send().await.unwrap(), 405, "method-not-allowed").await;
-    assert_error(app.client.put(app.url("/admin/partners")).bearer_auth(crate::helpers::ADMIN_TOKEN).send().await.unwrap(), 405, "method-not-allowed").await;
+    assert_error(
+        app.client
+            .get(app.url("/no/such/path"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    assert_error(
+        app.client.delete(app.url("/healthz")).send().await.unwrap(),
+        405,
+        "method-not-allowed",
+    )
+    .await;
+    assert_error(
+        app.client
+            .put(app.url("/admin/partners"))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        405,
+        "method-not-allowed",
+    )
+    .await;
 }
 
 async fn malformed_bodies(app: TestApp) {
@@ -30,37 +54,97 @@ async fn malformed_bodies(app: TestApp) {
         req.send()
     };
     let _ = url;
-    assert_error(send(b"{".to_vec(), Some("application/json")).await.unwrap(), 400, "invalid-request").await;
-    assert_error(send(b"\x00\xff".to_vec(), Some("application/json")).await.unwrap(), 400, "invalid-request").await;
+    assert_error(
+        send(b"{".to_vec(), Some("application/json")).await.unwrap(),
+        400,
+        "invalid-request",
+    )
+    .await;
+    assert_error(
+        send(b"\x00\xff".to_vec(), Some("application/json"))
+            .await
+            .unwrap(),
+        400,
+        "invalid-request",
+    )
+    .await;
     let body = assert_error(
-        send(br#"{"code":"NFLX","name":"N","colour":"red"}"#.to_vec(), Some("application/json")).await.unwrap(),
+        send(
+            br#"{"code":"NFLX","name":"N","colour":"red"}"#.to_vec(),
+            Some("application/json"),
+        )
+        .await
+        .unwrap(),
         400,
         "parameter-not-supported",
     )
     .await;
     assert_eq!(body["field"], "colour");
     let body = assert_error(
-        send(br#"{"code":"NFLX","name":5}"#.to_vec(), Some("application/json")).await.unwrap(),
+        send(
+            br#"{"code":"NFLX","name":5}"#.to_vec(),
+            Some("application/json"),
+        )
+        .await
+        .unwrap(),
         400,
         "invalid-request",
     )
     .await;
     assert_eq!(body["field"], "name");
     let big = format!(r#"{{"code":"NFLX","name":"{}"}}"#, "x".repeat(17 * 1024));
-    assert_error(send(big.into_bytes(), Some("application/json")).await.unwrap(), 413, "payload-too-large").await;
-    assert_error(send(br#"{"code":"NFLX","name":"N"}"#.to_vec(), Some("text/plain")).await.unwrap(), 415, "unsupported-media-type").await;
-    assert_error(send(br#"{"code":"NFLX","name":"N"}"#.to_vec(), None).await.unwrap(), 415, "unsupported-media-type").await;
+    assert_error(
+        send(big.into_bytes(), Some("application/json"))
+            .await
+            .unwrap(),
+        413,
+        "payload-too-large",
+    )
+    .await;
+    assert_error(
+        send(
+            br#"{"code":"NFLX","name":"N"}"#.to_vec(),
+            Some("text/plain"),
+        )
+        .await
+        .unwrap(),
+        415,
+        "unsupported-media-type",
+    )
+    .await;
+    assert_error(
+        send(br#"{"code":"NFLX","name":"N"}"#.to_vec(), None)
+            .await
+            .unwrap(),
+        415,
+        "unsupported-media-type",
+    )
+    .await;
     // Nothing of the above created anything.
-    assert!(app.store.list_partners().await.unwrap().iter().all(|p| p.code.as_str() != "NFLX"));
+    assert!(
+        app.store
+            .list_partners()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.code.as_str() != "NFLX")
+    );
     // A charset parameter is fine.
-    let resp = send(br#"{"code":"NFLX","name":"Netflix"}"#.to_vec(), Some("application/json; charset=utf-8")).await.unwrap();
+    let resp = send(
+        br#"{"code":"NFLX","name":"Netflix"}"#.to_vec(),
+        Some("application/json; charset=utf-8"),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 201);
 }
 
 async fn api_key_rules(app: TestApp) {
     let key = app.partner("NFLX", ConsentPolicy::Pin).await;
     let probe = |k: Option<&str>| {
-        let mut req = app.client.get(app.url("/sandbox/messages?msisdn=%2B447700900000"));
+        let mut req = app
+            .client
+            .get(app.url("/sandbox/messages?msisdn=%2B447700900000"));
         if let Some(k) = k {
             req = req.header("X-API-KEY", k);
         }
@@ -68,31 +152,78 @@ async fn api_key_rules(app: TestApp) {
     };
     assert_eq!(probe(Some(&key)).await.unwrap().status(), 200);
     assert_error(probe(None).await.unwrap(), 401, "authorization-failure").await;
-    assert_error(probe(Some("dcb_nope")).await.unwrap(), 401, "authorization-failure").await;
+    assert_error(
+        probe(Some("dcb_nope")).await.unwrap(),
+        401,
+        "authorization-failure",
+    )
+    .await;
 
     // A second key works at once; a revoked key stops at once on this instance.
-    let (status, created) = json(app.admin(Method::POST, "/admin/partners/NFLX/keys").send().await.unwrap()).await;
+    let (status, created) = json(
+        app.admin(Method::POST, "/admin/partners/NFLX/keys")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 201);
     let second = created["apiKey"].as_str().unwrap().to_owned();
     let key_id = created["key"]["keyId"].as_str().unwrap().to_owned();
     assert_eq!(probe(Some(&second)).await.unwrap().status(), 200);
-    let resp = app.admin(Method::DELETE, &format!("/admin/partners/NFLX/keys/{key_id}")).send().await.unwrap();
+    let resp = app
+        .admin(
+            Method::DELETE,
+            &format!("/admin/partners/NFLX/keys/{key_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_error(probe(Some(&second)).await.unwrap(), 401, "authorization-failure").await;
+    assert_error(
+        probe(Some(&second)).await.unwrap(),
+        401,
+        "authorization-failure",
+    )
+    .await;
     assert_eq!(probe(Some(&key)).await.unwrap().status(), 200);
 
     // Suspended partner → 403; resumed → works again.
-    assert_eq!(app.admin(Method::POST, "/admin/partners/NFLX/suspend").send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.admin(Method::POST, "/admin/partners/NFLX/suspend")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_error(probe(Some(&key)).await.unwrap(), 403, "permission-denied").await;
-    assert_eq!(app.admin(Method::POST, "/admin/partners/NFLX/resume").send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.admin(Method::POST, "/admin/partners/NFLX/resume")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(probe(Some(&key)).await.unwrap().status(), 200);
 }
 
 async fn request_id_is_echoed_or_minted(app: TestApp) {
-    let resp = app.client.get(app.url("/healthz")).header("X-Request-ID", "abc-123").send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-ID", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
     let resp = app.client.get(app.url("/nope")).send().await.unwrap();
-    assert!(resp.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
+    assert!(
+        resp.headers()
+            .get("x-request-id")
+            .is_some_and(|v| !v.is_empty())
+    );
 }
 
 async fn health_ready_metrics(app: TestApp) {
@@ -100,7 +231,18 @@ async fn health_ready_metrics(app: TestApp) {
     assert_eq!((status, body), (200, json!({"status": "ok"})));
     let (status, _) = json(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 200);
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("dcbhub_http_requests_total"), "{text}");
-    assert!(text.contains("dcbhub_http_request_duration_seconds"), "{text}");
+    assert!(
+        text.contains("dcbhub_http_request_duration_seconds"),
+        "{text}"
+    );
 }

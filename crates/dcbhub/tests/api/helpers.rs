@@ -34,7 +34,11 @@ pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
     spawn_app_with(backend, test, |_| {}).await
 }
 
-pub async fn spawn_app_with(backend: Backend, test: &str, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+pub async fn spawn_app_with(
+    backend: Backend,
+    test: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     let (dir, url) = match backend {
         Backend::Sqlite => {
             let (dir, url) = dcbhub_store::testing::sqlite_url().unwrap();
@@ -87,7 +91,10 @@ impl TestApp {
     }
 
     pub fn post(&self, path: &str, key: &str, body: &Value) -> RequestBuilder {
-        self.client.post(self.url(path)).header("X-API-KEY", key).json(body)
+        self.client
+            .post(self.url(path))
+            .header("X-API-KEY", key)
+            .json(body)
     }
 
     pub fn get(&self, path: &str, key: &str) -> RequestBuilder {
@@ -111,15 +118,28 @@ pub async fn json(resp: Response) -> (u16, Value) {
         .unwrap_or("")
         .to_owned();
     let text = resp.text().await.unwrap();
-    assert!(ct.starts_with("application/json"), "status {status}: content-type {ct:?}, body {text:?}");
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+    assert!(
+        ct.starts_with("application/json"),
+        "status {status}: content-type {ct:?}, body {text:?}"
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    )
 }
 
 /// Asserts an error answer: status, code, and a non-empty message.
 pub async fn assert_error(resp: Response, status: u16, code: &str) -> Value {
     let (got, body) = json(resp).await;
-    assert_eq!((got, body["code"].as_str()), (status, Some(code)), "body: {body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+    assert_eq!(
+        (got, body["code"].as_str()),
+        (status, Some(code)),
+        "body: {body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
     body
 }
 

@@ -41,13 +41,40 @@ async fn docs_page_is_served_offline() {
         assert_eq!(resp.status(), 200);
         let html = resp.text().await.unwrap();
         assert!(html.contains("swagger-ui"), "{html}");
-        assert!(!html.contains("https://"), "the page must load nothing from the network");
+        assert!(
+            !html.contains("https://"),
+            "the page must load nothing from the network"
+        );
     }
-    let js = app.client.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    let js = app
+        .client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(js.contains("/openapi.json"));
-    assert!(js.contains("\"validatorUrl\": \"none\"") || js.contains("validatorUrl\":\"none"), "{js}");
-    let resp = app.client.get(app.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    assert!(
+        js.contains("\"validatorUrl\": \"none\"") || js.contains("validatorUrl\":\"none"),
+        "{js}"
+    );
+    let resp = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let spec: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
 }

@@ -1,0 +1,187 @@
+//! The outbox worker: leases due messages, hands each to its channel, and records the
+//! outcome — retry with jittered exponential backoff, or dead-letter (`FAILED`) after the
+//! configured attempts. Several instances share the work through the store's leases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcbhub_connectors::{CallContext, Notification, NotifyOutcome};
+use dcbhub_domain::{Customer, Email, Msisdn, NotificationId, PartnerCode, Timestamp};
+use dcbhub_notify::{DeliveryError, OutboundMessage};
+use dcbhub_store::{DeliveryResult, NotificationRecord};
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::Hub;
+
+/// Runs until `stop` turns true.
+pub async fn run_outbox_worker(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    let idle = Duration::from_millis(hub.notifications.poll_interval_ms);
+    let mut last_gauges = std::time::Instant::now() - Duration::from_secs(10);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if last_gauges.elapsed() >= Duration::from_secs(1) {
+            publish_gauges(&hub).await;
+            last_gauges = std::time::Instant::now();
+        }
+        let batch = match hub
+            .store
+            .lease_notifications(
+                Timestamp::now(),
+                hub.notifications.batch,
+                hub.notifications.lease_ms,
+            )
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot lease notifications");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let deliveries = batch.into_iter().map(|n| {
+            let hub = Arc::clone(&hub);
+            async move { deliver_one(&hub, n).await }
+        });
+        futures::future::join_all(deliveries).await;
+    }
+}
+
+async fn publish_gauges(hub: &Hub) {
+    let now = Timestamp::now();
+    if let Ok((depth, oldest)) = hub.store.outbox_depth(now).await {
+        metrics::gauge!("dcbhub_outbox_depth").set(depth as f64);
+        let age = oldest.map_or(0, |t| (now.unix_millis() - t.unix_millis()).max(0));
+        metrics::gauge!("dcbhub_outbox_oldest_due_age_seconds").set(age as f64 / 1000.0);
+    }
+}
+
+enum Attempt {
+    Delivered,
+    Transient(String),
+    Permanent(String),
+}
+
+async fn deliver_one(hub: &Hub, n: NotificationRecord) {
+    let attempt = send(hub, &n).await;
+    let (label, result) = match attempt {
+        Attempt::Delivered => ("sent", DeliveryResult::Sent),
+        Attempt::Permanent(error) => ("failed", DeliveryResult::Failed { error }),
+        Attempt::Transient(error) if n.attempts >= hub.notifications.max_attempts => {
+            ("failed", DeliveryResult::Failed { error })
+        }
+        Attempt::Transient(error) => (
+            "retry",
+            DeliveryResult::Retry {
+                at: next_attempt(hub, n.attempts),
+                error,
+            },
+        ),
+    };
+    metrics::counter!("dcbhub_notification_deliveries_total", "channel" => n.channel.clone(), "outcome" => label)
+        .increment(1);
+    match hub
+        .store
+        .complete_notification(&n.id, n.attempts, result)
+        .await
+    {
+        Ok(true) => {
+            tracing::debug!(notification = %n.id, outcome = label, attempt = n.attempts, "delivery recorded")
+        }
+        Ok(false) => {
+            tracing::warn!(notification = %n.id, "lease lost before the delivery was recorded")
+        }
+        Err(e) => tracing::error!(notification = %n.id, error = %e, "cannot record a delivery"),
+    }
+}
+
+/// Jittered exponential backoff: base·2^(attempt−1), capped, times a random factor in
+/// [0.5, 1].
+fn next_attempt(hub: &Hub, attempts: u32) -> Timestamp {
+    let p = &hub.notifications;
+    let exp = p
+        .retry_base_ms
+        .saturating_mul(1i64 << attempts.saturating_sub(1).min(20));
+    let capped = exp.min(p.retry_max_ms);
+    let jittered = rand::rng().random_range(capped / 2..=capped.max(1));
+    Timestamp::now().plus_millis(jittered)
+}
+
+fn recipient(n: &NotificationRecord) -> Option<Customer> {
+    match n.recipient_kind.as_str() {
+        "msisdn" => Msisdn::parse(&n.recipient).ok().map(Customer::Msisdn),
+        "email" => Email::parse(&n.recipient).ok().map(Customer::Email),
+        _ => None,
+    }
+}
+
+async fn send(hub: &Hub, n: &NotificationRecord) -> Attempt {
+    let (Some(to), Ok(id), Ok(partner)) = (
+        recipient(n),
+        NotificationId::parse(&n.id),
+        PartnerCode::parse(&n.partner_code),
+    ) else {
+        return Attempt::Permanent("stored message does not parse".into());
+    };
+    let settings = hub.settings(&n.csp_id);
+    let via_channel = |channel: Option<&Arc<dyn dcbhub_notify::Channel>>| {
+        let msg = OutboundMessage {
+            id: id.clone(),
+            to: to.clone(),
+            text: n.text.clone(),
+            subject: n.subject.clone(),
+        };
+        let channel = channel.cloned();
+        async move {
+            match channel {
+                None => Attempt::Permanent(format!(
+                    "no {} channel configured for CSP {}",
+                    n.channel, n.csp_id
+                )),
+                Some(c) => match c.deliver(&msg).await {
+                    Ok(()) => Attempt::Delivered,
+                    Err(DeliveryError::Transient(e)) => Attempt::Transient(e),
+                    Err(DeliveryError::Permanent(e)) => Attempt::Permanent(e),
+                },
+            }
+        }
+    };
+    let notification = Notification {
+        id: id.clone(),
+        to: to.clone(),
+        text: n.text.clone(),
+        partner,
+    };
+    let from_csp = |o: NotifyOutcome| match o {
+        NotifyOutcome::Delivered => Attempt::Delivered,
+        NotifyOutcome::Transient(e) => Attempt::Transient(e),
+        NotifyOutcome::Permanent(e) => Attempt::Permanent(e),
+    };
+    match n.channel.as_str() {
+        "smpp" => via_channel(settings.and_then(|s| s.smpp.as_ref())).await,
+        "smtp" => via_channel(settings.and_then(|s| s.smtp.as_ref())).await,
+        "sandbox" => match &hub.sandbox {
+            Some(state) => from_csp(state.notify(&notification)),
+            None => Attempt::Permanent("the sandbox is disabled".into()),
+        },
+        "csp" => match hub.csps.get(&n.csp_id) {
+            Some(entry) => from_csp(
+                entry
+                    .connector
+                    .notify(&notification, &CallContext::default())
+                    .await,
+            ),
+            None => Attempt::Transient(format!("CSP {} is not configured", n.csp_id)),
+        },
+        other => Attempt::Permanent(format!("unknown channel {other}")),
+    }
+}

@@ -1,0 +1,192 @@
+//! The reconciler: settles PENDING transactions whose outcome the request never learnt (a
+//! CSP timeout, an unreadable answer, a crash between the write and the CSP's answer). It asks
+//! the CSP for the status under the same idempotency key, re-drives a charge the CSP never
+//! saw with that same key, and otherwise waits with backoff. It never guesses. Several
+//! instances share the work through the store's leases.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcbhub_connectors::{CallContext, ChargeKind, ChargeOutcome, ChargeRequest, StatusOutcome};
+use dcbhub_domain::{
+    Currency, Customer, Description, Email, MinorUnits, Money, Msisdn, Timestamp, TransactionId,
+};
+use dcbhub_store::{PartnerRecord, Settlement, StoreError, TransactionRecord};
+use tokio::sync::watch;
+
+use crate::Hub;
+use crate::transactions::decline_code;
+
+/// How long one look at a transaction may take before another instance may take over.
+const LEASE_MS: i64 = 30_000;
+
+pub async fn run_reconciler(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    let idle = Duration::from_millis(hub.transactions.reconcile_interval_ms);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let worked = match reconcile_once(&hub).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciler pass failed");
+                0
+            }
+        };
+        if worked == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// One pass: looks at every due PENDING transaction once; returns how many it looked at.
+pub async fn reconcile_once(hub: &Hub) -> Result<usize, StoreError> {
+    let due = hub
+        .store
+        .lease_pending(Timestamp::now(), hub.transactions.reconcile_batch, LEASE_MS)
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let partners: HashMap<i64, PartnerRecord> = hub
+        .store
+        .list_partners()
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let n = due.len();
+    let looks = due.into_iter().map(|tx| {
+        let partner = partners.get(&tx.partner_id).cloned();
+        async move {
+            match partner {
+                Some(p) => {
+                    if let Err(e) = look(hub, &p, tx).await {
+                        tracing::warn!(error = %e, "reconciling a transaction failed");
+                    }
+                }
+                None => tracing::error!(transaction = %tx.id, "pending transaction of an unknown partner"),
+            }
+        }
+    });
+    futures::future::join_all(looks).await;
+    Ok(n)
+}
+
+async fn look(hub: &Hub, partner: &PartnerRecord, tx: TransactionRecord) -> Result<(), StoreError> {
+    let Some(entry) = hub.csps.get(&tx.csp_id) else {
+        tracing::error!(transaction = %tx.id, csp = %tx.csp_id, "pending transaction of an unconfigured CSP");
+        return defer(hub, &tx).await;
+    };
+    let ctx = CallContext::with_request_id(format!("reconcile-{}", tx.id));
+    let Ok(id) = TransactionId::parse(&tx.id) else {
+        return Err(StoreError::Backend(format!(
+            "stored id {} does not parse",
+            tx.id
+        )));
+    };
+    let status = entry.connector.charge_status(&id, &ctx).await;
+    metrics::counter!("dcbhub_reconciler_looks_total", "csp" => tx.csp_id.clone(), "answer" => status_label(&status))
+        .increment(1);
+    match status {
+        StatusOutcome::Success { csp_reference } => {
+            let outcome = ChargeOutcome::Success { csp_reference };
+            settle(hub, partner, tx, outcome).await
+        }
+        StatusOutcome::Failed(reason) => {
+            hub.store
+                .settle_transaction(
+                    &tx.id,
+                    Settlement::Failed {
+                        failure_code: decline_code(reason).to_owned(),
+                    },
+                    None,
+                )
+                .await?;
+            Ok(())
+        }
+        StatusOutcome::NotFound => {
+            // The CSP never saw it: send it again under the same idempotency key.
+            let Some(request) = rebuild(hub, &tx, partner) else {
+                tracing::error!(transaction = %tx.id, "cannot rebuild a pending transaction");
+                return defer(hub, &tx).await;
+            };
+            let outcome = hub.call_csp(&tx.csp_id, &request, &ctx).await;
+            match outcome {
+                ChargeOutcome::Unknown | ChargeOutcome::Unavailable { .. } => defer(hub, &tx).await,
+                other => settle(hub, partner, tx, other).await,
+            }
+        }
+        StatusOutcome::Pending | StatusOutcome::Unavailable => defer(hub, &tx).await,
+    }
+}
+
+async fn settle(
+    hub: &Hub,
+    partner: &PartnerRecord,
+    tx: TransactionRecord,
+    outcome: ChargeOutcome,
+) -> Result<(), StoreError> {
+    match hub.apply_outcome(partner, tx, outcome, false).await {
+        Ok(record) => {
+            tracing::info!(transaction = %record.id, status = record.status.as_str(), "reconciled");
+            Ok(())
+        }
+        Err(crate::transactions::TxError::Store(e)) => Err(e),
+        Err(other) => Err(StoreError::Backend(format!("{other:?}"))),
+    }
+}
+
+/// Next look with exponential backoff from the first delay, capped.
+async fn defer(hub: &Hub, tx: &TransactionRecord) -> Result<(), StoreError> {
+    let p = &hub.transactions;
+    let delay = p
+        .reconcile_first_delay_ms
+        .saturating_mul(1i64 << tx.check_attempts.min(20))
+        .min(p.reconcile_max_delay_ms);
+    hub.store
+        .defer_transaction(&tx.id, Timestamp::now().plus_millis(delay))
+        .await
+}
+
+fn status_label(s: &StatusOutcome) -> &'static str {
+    match s {
+        StatusOutcome::Success { .. } => "success",
+        StatusOutcome::Failed(_) => "failed",
+        StatusOutcome::Pending => "pending",
+        StatusOutcome::NotFound => "not_found",
+        StatusOutcome::Unavailable => "unavailable",
+    }
+}
+
+/// The CSP request of a stored transaction, exactly as first sent.
+fn rebuild(hub: &Hub, tx: &TransactionRecord, partner: &PartnerRecord) -> Option<ChargeRequest> {
+    let customer = match tx.customer_kind.as_str() {
+        "email" => Customer::Email(Email::parse(&tx.customer).ok()?),
+        _ => Customer::Msisdn(Msisdn::parse(&tx.customer).ok()?),
+    };
+    let currency = Currency::parse(&tx.currency).ok()?;
+    let kind = match &tx.original_id {
+        Some(o) => ChargeKind::Refund {
+            original: TransactionId::parse(o).ok()?,
+        },
+        None => ChargeKind::Charge,
+    };
+    Some(ChargeRequest {
+        transaction_id: TransactionId::parse(&tx.id).ok()?,
+        customer,
+        money: Money::from_minor(MinorUnits::new(tx.amount_minor), currency).ok()?,
+        description: Description::parse(&tx.description).ok()?,
+        charge_code: tx.product_code.as_ref().and_then(|p| {
+            hub.settings(&tx.csp_id)
+                .and_then(|s| s.charge_codes.get(p))
+                .cloned()
+        }),
+        partner: partner.code.clone(),
+        kind,
+    })
+}

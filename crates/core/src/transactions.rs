@@ -1,0 +1,504 @@
+//! Charges and refunds (API.md §5–6): exactly-once money movement. The transaction is
+//! written PENDING before the CSP is called; an unknown outcome stays PENDING for the
+//! reconciler; final states never change; repeats are answered from the store.
+
+use std::time::Duration;
+
+use dcbhub_connectors::{CallContext, ChargeKind, ChargeOutcome, ChargeRequest, DeclineReason};
+use dcbhub_domain::{
+    ConsentPolicy, Customer, Description, ExtTransactionId, Money, PartnerCode, PinId, ProductCode,
+    Timestamp, TransactionId,
+};
+use dcbhub_store::{
+    BeginOutcome, NewTransaction, PartnerRecord, PinStatus, Settlement, SpendingLimits, StoreError,
+    TransactionRecord, TxStatus, TxType,
+};
+use sha2::{Digest, Sha256};
+
+use crate::Hub;
+use crate::accounts::AccountError;
+use crate::notifications::MessageSpec;
+
+#[derive(Clone, Debug)]
+pub enum CommandKind {
+    Charge,
+    Refund { original: ExtTransactionId },
+}
+
+/// A parsed `POST /transaction`.
+#[derive(Clone, Debug)]
+pub struct ChargeCommand {
+    pub ext_transaction_id: ExtTransactionId,
+    pub customer: Customer,
+    pub money: Money,
+    pub description: Description,
+    pub product_code: Option<ProductCode>,
+    pub pin_id: Option<PinId>,
+    pub kind: CommandKind,
+    pub tax_included: bool,
+}
+
+#[derive(Debug)]
+pub enum TxError {
+    ConsentRequired,
+    InvalidConsent,
+    Account(AccountError),
+    CurrencyNotSupported,
+    AmountTooLarge,
+    LimitExceeded,
+    RefundExceedsOriginal,
+    OriginalNotFound,
+    /// The refund names another customer than the original charge.
+    RefundCustomerMismatch,
+    Conflict,
+    CspUnavailable {
+        retry_after_secs: u32,
+    },
+    Store(StoreError),
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// The stored transaction an answer reflects.
+#[derive(Debug)]
+pub struct TxAnswer {
+    pub record: TransactionRecord,
+    /// Answered from an earlier request with the same `extTransactionID`.
+    pub replayed: bool,
+}
+
+/// How often a repeat polls a twin that is still talking to the CSP.
+const TWIN_POLL: Duration = Duration::from_millis(20);
+
+fn fingerprint(cmd: &ChargeCommand) -> String {
+    let mut h = Sha256::new();
+    let (kind, original) = match &cmd.kind {
+        CommandKind::Charge => ("CHARGE", ""),
+        CommandKind::Refund { original } => ("REFUND", original.as_str()),
+    };
+    for part in [
+        kind,
+        original,
+        cmd.customer.as_str(),
+        &cmd.money.amount().get().to_string(),
+        cmd.money.currency().code(),
+        cmd.description.as_str(),
+        cmd.product_code.as_ref().map_or("", |p| p.as_str()),
+        cmd.pin_id.as_ref().map_or("", |p| p.as_str()),
+        if cmd.tax_included { "1" } else { "0" },
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The failure code stored for a CSP decline.
+pub fn decline_code(reason: DeclineReason) -> &'static str {
+    reason.code()
+}
+
+impl Hub {
+    pub async fn transaction(
+        &self,
+        partner: &PartnerRecord,
+        ext: &ExtTransactionId,
+    ) -> Result<Option<TransactionRecord>, StoreError> {
+        self.store
+            .transaction_by_ext(partner.id, ext.as_str())
+            .await
+    }
+
+    pub async fn charge(
+        &self,
+        partner: &PartnerRecord,
+        cmd: ChargeCommand,
+        ctx: &CallContext,
+    ) -> Result<TxAnswer, TxError> {
+        let scale = 10i64.pow(u32::from(cmd.money.currency().minor_unit()));
+        if cmd.money.amount().get() > self.transactions.max_major_units.saturating_mul(scale) {
+            return Err(TxError::AmountTooLarge);
+        }
+        let fingerprint = fingerprint(&cmd);
+        if let Some(existing) = self
+            .store
+            .transaction_by_ext(partner.id, cmd.ext_transaction_id.as_str())
+            .await?
+        {
+            return self.replay(existing, &fingerprint).await;
+        }
+        let now = Timestamp::now();
+        let new = match &cmd.kind {
+            CommandKind::Charge => {
+                self.prepare_charge(partner, &cmd, fingerprint.clone(), ctx, now)
+                    .await?
+            }
+            CommandKind::Refund { original } => {
+                self.prepare_refund(partner, &cmd, original, fingerprint.clone(), now)
+                    .await?
+            }
+        };
+        let record = match self.store.begin_transaction(new).await? {
+            BeginOutcome::Created(r) => r,
+            BeginOutcome::Existing(existing) => return self.replay(existing, &fingerprint).await,
+            BeginOutcome::ConsentUnusable => return Err(TxError::InvalidConsent),
+            BeginOutcome::LimitExceeded => return Err(TxError::LimitExceeded),
+            BeginOutcome::RefundExceedsOriginal => return Err(TxError::RefundExceedsOriginal),
+        };
+        let request = self.charge_request(&record, &partner.code, &cmd)?;
+        let outcome = self.call_csp(&record.csp_id, &request, ctx).await;
+        let record = self.apply_outcome(partner, record, outcome, true).await?;
+        Ok(TxAnswer {
+            record,
+            replayed: false,
+        })
+    }
+
+    async fn prepare_charge(
+        &self,
+        partner: &PartnerRecord,
+        cmd: &ChargeCommand,
+        fingerprint: String,
+        ctx: &CallContext,
+        now: Timestamp,
+    ) -> Result<NewTransaction, TxError> {
+        let consent = self.check_consent(partner, cmd, now).await?;
+        let account = self
+            .validate_account(&partner.code, &cmd.customer, ctx)
+            .await
+            .map_err(TxError::Account)?;
+        if account.currency != cmd.money.currency() {
+            return Err(TxError::CurrencyNotSupported);
+        }
+        let limits = self
+            .settings(&account.csp_id)
+            .and_then(|s| s.limits)
+            .filter(|l| l.currency == account.currency)
+            .map(|l| {
+                let (day_start, month_start) = self.windows(now);
+                SpendingLimits {
+                    per_transaction: l.per_transaction.get(),
+                    per_day: l.per_day.get(),
+                    per_month: l.per_month.get(),
+                    day_start,
+                    month_start,
+                }
+            });
+        Ok(self.new_transaction(
+            partner,
+            cmd,
+            fingerprint,
+            account.csp_id.clone(),
+            account.key(),
+            None,
+            consent,
+            limits,
+            now,
+        ))
+    }
+
+    async fn prepare_refund(
+        &self,
+        partner: &PartnerRecord,
+        cmd: &ChargeCommand,
+        original_ext: &ExtTransactionId,
+        fingerprint: String,
+        now: Timestamp,
+    ) -> Result<NewTransaction, TxError> {
+        let original = self
+            .store
+            .transaction_by_ext(partner.id, original_ext.as_str())
+            .await?
+            .filter(|o| o.tx_type == TxType::Charge)
+            .ok_or(TxError::OriginalNotFound)?;
+        if original.customer != cmd.customer.as_str() {
+            return Err(TxError::RefundCustomerMismatch);
+        }
+        if original.currency != cmd.money.currency().code() {
+            return Err(TxError::CurrencyNotSupported);
+        }
+        if original.status != TxStatus::Success {
+            return Err(TxError::RefundExceedsOriginal);
+        }
+        Ok(self.new_transaction(
+            partner,
+            cmd,
+            fingerprint,
+            original.csp_id.clone(),
+            original.account_key.clone(),
+            Some(original.id),
+            None,
+            None,
+            now,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_transaction(
+        &self,
+        partner: &PartnerRecord,
+        cmd: &ChargeCommand,
+        fingerprint: String,
+        csp_id: String,
+        account_key: String,
+        original_id: Option<String>,
+        consume_pin: Option<String>,
+        limits: Option<SpendingLimits>,
+        now: Timestamp,
+    ) -> NewTransaction {
+        NewTransaction {
+            id: TransactionId::generate().as_str().to_owned(),
+            partner_id: partner.id,
+            ext_transaction_id: cmd.ext_transaction_id.as_str().to_owned(),
+            fingerprint,
+            tx_type: if original_id.is_some() {
+                TxType::Refund
+            } else {
+                TxType::Charge
+            },
+            customer: cmd.customer.as_str().to_owned(),
+            customer_kind: cmd.customer.kind().to_owned(),
+            csp_id,
+            account_key,
+            amount_minor: cmd.money.amount().get(),
+            currency: cmd.money.currency().code().to_owned(),
+            description: cmd.description.as_str().to_owned(),
+            product_code: cmd.product_code.as_ref().map(|p| p.as_str().to_owned()),
+            tax_included: cmd.tax_included,
+            original_id,
+            consume_pin,
+            limits,
+            // A second past the CSP budget: a twin waits until the first request has answered.
+            processing_until: now.plus_millis(self.transactions.processing_ms + 1_000),
+        }
+    }
+
+    /// The PIN consent this charge will use up, when the partner's policy asks for one (or
+    /// the partner sent one anyway).
+    async fn check_consent(
+        &self,
+        partner: &PartnerRecord,
+        cmd: &ChargeCommand,
+        now: Timestamp,
+    ) -> Result<Option<String>, TxError> {
+        let Some(pin_id) = &cmd.pin_id else {
+            return match partner.consent {
+                ConsentPolicy::Pin => Err(TxError::ConsentRequired),
+                ConsentPolicy::None => Ok(None),
+            };
+        };
+        let pin = self
+            .store
+            .pin(partner.id, pin_id.as_str())
+            .await?
+            .ok_or(TxError::InvalidConsent)?;
+        let b = &pin.binding;
+        let usable = pin.status == PinStatus::Validated
+            && pin.consent_expires_at.is_some_and(|t| t > now)
+            && b.customer == cmd.customer.as_str()
+            && b.amount_minor.is_none_or(|a| a == cmd.money.amount().get())
+            && b.currency
+                .as_deref()
+                .is_none_or(|c| c == cmd.money.currency().code())
+            && b.ext_transaction_id
+                .as_deref()
+                .is_none_or(|e| e == cmd.ext_transaction_id.as_str());
+        if !usable {
+            return Err(TxError::InvalidConsent);
+        }
+        Ok(Some(pin.id))
+    }
+
+    /// Starts of the spending-limit day and calendar month containing `now`.
+    fn windows(&self, now: Timestamp) -> (Timestamp, Timestamp) {
+        let offset = time::UtcOffset::from_whole_seconds(self.transactions.limits_utc_offset_secs)
+            .unwrap_or(time::UtcOffset::UTC);
+        let local = now.to_datetime().to_offset(offset);
+        let day = local.replace_time(time::Time::MIDNIGHT);
+        let month = day.replace_day(1).unwrap_or(day);
+        (
+            Timestamp::from_datetime(day),
+            Timestamp::from_datetime(month),
+        )
+    }
+
+    pub(crate) fn charge_request(
+        &self,
+        record: &TransactionRecord,
+        partner: &PartnerCode,
+        cmd: &ChargeCommand,
+    ) -> Result<ChargeRequest, TxError> {
+        let transaction_id = TransactionId::parse(&record.id)
+            .map_err(|e| TxError::Store(StoreError::Backend(e.to_string())))?;
+        let kind = match (&cmd.kind, &record.original_id) {
+            (CommandKind::Refund { .. }, Some(original)) => ChargeKind::Refund {
+                original: TransactionId::parse(original)
+                    .map_err(|e| TxError::Store(StoreError::Backend(e.to_string())))?,
+            },
+            _ => ChargeKind::Charge,
+        };
+        let charge_code = cmd.product_code.as_ref().and_then(|p| {
+            self.settings(&record.csp_id)
+                .and_then(|s| s.charge_codes.get(p.as_str()))
+                .cloned()
+        });
+        Ok(ChargeRequest {
+            transaction_id,
+            customer: cmd.customer.clone(),
+            money: cmd.money,
+            description: cmd.description.clone(),
+            charge_code,
+            partner: partner.clone(),
+            kind,
+        })
+    }
+
+    /// Calls the CSP's charge; no answer within the processing window is an unknown outcome.
+    pub(crate) async fn call_csp(
+        &self,
+        csp_id: &str,
+        request: &ChargeRequest,
+        ctx: &CallContext,
+    ) -> ChargeOutcome {
+        let Some(entry) = self.csps.get(csp_id) else {
+            tracing::error!(csp = csp_id, "transaction routed to an unconfigured CSP");
+            return ChargeOutcome::Unknown;
+        };
+        let budget =
+            Duration::from_millis(u64::try_from(self.transactions.processing_ms).unwrap_or(5_000));
+        let outcome = tokio::time::timeout(budget, entry.connector.charge(request, ctx))
+            .await
+            .unwrap_or(ChargeOutcome::Unknown);
+        let label = match &outcome {
+            ChargeOutcome::Success { .. } => "success",
+            ChargeOutcome::Declined(_) => "declined",
+            ChargeOutcome::Unknown => "unknown",
+            ChargeOutcome::Unavailable { .. } => "unavailable",
+        };
+        metrics::counter!("dcbhub_charges_total", "csp" => csp_id.to_owned(), "kind" => request.kind.as_str(), "outcome" => label)
+            .increment(1);
+        outcome
+    }
+
+    /// Records what the CSP said. `in_request`: the partner is waiting for this answer (an
+    /// unavailable CSP then abandons the transaction; in the reconciler it is retried).
+    pub(crate) async fn apply_outcome(
+        &self,
+        partner: &PartnerRecord,
+        record: TransactionRecord,
+        outcome: ChargeOutcome,
+        in_request: bool,
+    ) -> Result<TransactionRecord, TxError> {
+        match outcome {
+            ChargeOutcome::Success { csp_reference } => {
+                let receipt = self.receipt(partner, &record);
+                Ok(self
+                    .store
+                    .settle_transaction(&record.id, Settlement::Success { csp_reference }, receipt)
+                    .await?)
+            }
+            ChargeOutcome::Declined(reason) => Ok(self
+                .store
+                .settle_transaction(
+                    &record.id,
+                    Settlement::Failed {
+                        failure_code: decline_code(reason).to_owned(),
+                    },
+                    None,
+                )
+                .await?),
+            ChargeOutcome::Unknown => {
+                let next = Timestamp::now().plus_millis(self.transactions.reconcile_first_delay_ms);
+                self.store.defer_transaction(&record.id, next).await?;
+                Ok(record)
+            }
+            ChargeOutcome::Unavailable { retry_after_secs } if in_request => {
+                self.store.abandon_transaction(&record.id).await?;
+                Err(TxError::CspUnavailable { retry_after_secs })
+            }
+            ChargeOutcome::Unavailable { .. } => Ok(record),
+        }
+    }
+
+    fn receipt(
+        &self,
+        partner: &PartnerRecord,
+        record: &TransactionRecord,
+    ) -> Option<dcbhub_store::NewNotification> {
+        if !partner.receipts_enabled || record.tx_type != TxType::Charge {
+            return None;
+        }
+        let customer = match record.customer_kind.as_str() {
+            "email" => dcbhub_domain::Email::parse(&record.customer)
+                .ok()
+                .map(Customer::Email),
+            _ => dcbhub_domain::Msisdn::parse(&record.customer)
+                .ok()
+                .map(Customer::Msisdn),
+        }?;
+        let currency = dcbhub_domain::Currency::parse(&record.currency).ok()?;
+        let money = Money::from_minor(
+            dcbhub_domain::MinorUnits::new(record.amount_minor),
+            currency,
+        )
+        .ok()?;
+        let description = Description::parse(&record.description).ok()?;
+        let ext = ExtTransactionId::parse(&record.ext_transaction_id).ok()?;
+        let text = dcbhub_notify::templates::receipt_message(
+            None,
+            &partner.name,
+            &money,
+            &description,
+            &ext,
+        );
+        Some(self.message(
+            partner,
+            &record.csp_id,
+            &customer,
+            MessageSpec {
+                kind: "RECEIPT",
+                text,
+                redacted_text: None,
+                ext_transaction_id: Some(record.ext_transaction_id.clone()),
+                locale: None,
+            },
+        ))
+    }
+
+    /// Answers a repeat from the stored transaction. A twin still talking to the CSP is
+    /// waited for, so that every repeat gets the same answer as the first request.
+    async fn replay(
+        &self,
+        existing: TransactionRecord,
+        fingerprint: &str,
+    ) -> Result<TxAnswer, TxError> {
+        if existing.fingerprint != fingerprint {
+            return Err(TxError::Conflict);
+        }
+        let mut record = existing;
+        while record.status == TxStatus::Pending && record.processing_until > Timestamp::now() {
+            tokio::time::sleep(TWIN_POLL).await;
+            match self
+                .store
+                .transaction_by_ext(record.partner_id, &record.ext_transaction_id)
+                .await?
+            {
+                Some(r) => record = r,
+                // The twin was abandoned (CSP unavailable): nothing is stored any more.
+                None => {
+                    return Err(TxError::CspUnavailable {
+                        retry_after_secs: 1,
+                    });
+                }
+            }
+        }
+        Ok(TxAnswer {
+            record,
+            replayed: true,
+        })
+    }
+}
