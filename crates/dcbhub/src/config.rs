@@ -241,6 +241,7 @@ fn known_env(name: &str) -> bool {
                 .is_some_and(|rest| rest.starts_with("__"))
         })
         || key == "CONFIG"
+        || key == "CSP_SIM_API_KEY"
 }
 
 /// `DCBHUB_*` variables that name no setting; the caller logs them once logging is up.

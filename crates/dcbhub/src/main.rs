@@ -35,6 +35,17 @@ enum Command {
     },
     /// Print the OpenAPI document of the OTT API.
     Openapi,
+    /// Run the sandbox CSP as an HTTP server speaking the CSP-side API (docs/csp-api.md).
+    CspSim {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+        /// The key callers must send as X-API-KEY.
+        #[arg(long, env = "DCBHUB_CSP_SIM_API_KEY", default_value = "csp-sim-key")]
+        api_key: String,
+        /// Delay of the late charge answer of +447700900007, in milliseconds.
+        #[arg(long, default_value_t = 6000)]
+        late_answer_ms: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +143,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Partner { command } => partner(command, &config).await,
         Command::Openapi => {
             println!("{}", dcbhub_api::openapi_json());
+            Ok(())
+        }
+        Command::CspSim {
+            listen,
+            api_key,
+            late_answer_ms,
+        } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let mut sim = dcbhub_csp_sim::SimConfig::new(api_key);
+            sim.late_answer_ms = late_answer_ms;
+            println!(
+                "dcbhub csp-sim listening on http://{}",
+                listener.local_addr()?
+            );
+            dcbhub_csp_sim::serve(listener, sim, dcbhub::shutdown_signal()).await?;
             Ok(())
         }
     }
