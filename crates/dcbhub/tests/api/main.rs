@@ -7,3 +7,5 @@ mod account;
 mod admin;
 mod edge;
 mod openapi;
+mod pin;
+mod transaction;
