@@ -6,6 +6,7 @@ mod helpers;
 mod account;
 mod admin;
 mod edge;
+mod notification;
 mod openapi;
 mod pin;
 mod transaction;
