@@ -47,6 +47,22 @@ pub async fn spawn_app_with(
         }
         Backend::Postgres => (None, dcbhub_store::testing::postgres_url(test).await?),
     };
+    Some(spawn_on(url, dir, tweak).await)
+}
+
+/// Two hub instances sharing one fresh PostgreSQL database (`None`: no PostgreSQL).
+pub async fn spawn_pair(test: &str, tweak: impl Fn(&mut Config)) -> Option<(TestApp, TestApp)> {
+    let url = dcbhub_store::testing::postgres_url(test).await?;
+    let a = spawn_on(url.clone(), None, &tweak).await;
+    let b = spawn_on(url, None, &tweak).await;
+    Some((a, b))
+}
+
+async fn spawn_on(
+    url: String,
+    dir: Option<tempfile::TempDir>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: url,
@@ -72,7 +88,7 @@ pub async fn spawn_app_with(
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    Some(TestApp {
+    TestApp {
         addr,
         hub,
         client: Client::new(),
@@ -80,7 +96,7 @@ pub async fn spawn_app_with(
         demo_key,
         _dir: dir,
         _shutdown: tx,
-    })
+    }
 }
 
 impl TestApp {

@@ -10,3 +10,4 @@ mod notification;
 mod openapi;
 mod pin;
 mod transaction;
+mod two_instances;
