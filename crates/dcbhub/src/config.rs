@@ -330,6 +330,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's large Error
 mod tests {
     use super::*;
     use figment::Jail;
