@@ -62,6 +62,19 @@ pub enum ApiError {
     PartnerNotFound,
     PartnerExists,
     KeyNotFound,
+    StatementNotFound,
+    /// A FINAL settlement statement cannot be recomputed or changed.
+    StatementFinal {
+        message: String,
+    },
+    /// A draft statement that cannot be finalised yet; the message says why.
+    StatementNotReady {
+        message: String,
+    },
+    /// A settlement model, tax rate or period that clashes with another or a settled period.
+    SettlementConflict {
+        message: String,
+    },
 }
 
 /// The body of every non-2xx answer.
@@ -280,6 +293,23 @@ impl ApiError {
                 "A partner with this code exists.",
             ),
             Self::KeyNotFound => row(S::NOT_FOUND, "key-not-found", "No such active key."),
+            Self::StatementNotFound => row(
+                S::NOT_FOUND,
+                "statement-not-found",
+                "No such settlement statement.",
+            ),
+            Self::StatementFinal { message } => Row {
+                message: message.clone().into(),
+                ..row(S::CONFLICT, "statement-final", "")
+            },
+            Self::StatementNotReady { message } => Row {
+                message: message.clone().into(),
+                ..row(S::CONFLICT, "statement-not-ready", "")
+            },
+            Self::SettlementConflict { message } => Row {
+                message: message.clone().into(),
+                ..row(S::CONFLICT, "settlement-conflict", "")
+            },
         }
     }
 

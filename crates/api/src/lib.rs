@@ -29,6 +29,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::sandbox::router())
         .merge(routes::ops::router())
         .merge(routes::admin::router())
+        .merge(routes::care::router())
+        .merge(routes::settlement::router())
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CommonErrors, &mut spec);
     (router, spec)

@@ -1,8 +1,10 @@
 pub mod account;
 pub mod admin;
+pub mod care;
 mod common;
 pub mod notification;
 pub mod ops;
 pub mod pin;
 pub mod sandbox;
+pub mod settlement;
 pub mod transaction;

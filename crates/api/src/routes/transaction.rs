@@ -174,7 +174,7 @@ fn command(body: TransactionRequest) -> Result<ChargeCommand, ApiError> {
     })
 }
 
-fn answer(a: TxAnswer) -> Response {
+pub(super) fn answer(a: TxAnswer) -> Response {
     let status = a.record.status;
     let failure = a.record.failure_code.clone();
     let mut response = match status {

@@ -5,7 +5,11 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, assert_error, json, spawn_app_with};
 
-crate::on_both_backends!(admin_partner_lifecycle, admin_needs_the_token);
+crate::on_both_backends!(
+    admin_partner_lifecycle,
+    admin_needs_the_token,
+    care_search_and_refund
+);
 
 async fn admin_partner_lifecycle(app: TestApp) {
     let resp = app
@@ -207,4 +211,102 @@ fn cli_partner_create_prints_json_with_the_key() {
             .to_lowercase()
             .contains("listen")
     );
+}
+
+async fn care_search_and_refund(app: TestApp) {
+    let a = app
+        .partner("NFLX", dcbhub_domain::ConsentPolicy::None)
+        .await;
+    let b = app
+        .partner("SPOT", dcbhub_domain::ConsentPolicy::None)
+        .await;
+    for (key, ext) in [(&a, "n-1"), (&b, "s-1"), (&a, "n-2")] {
+        let body = json!({"extTransactionID": ext, "msisdn": "+447700900060", "amount": "2.00", "currency": "GBP", "description": "Plan"});
+        let resp = app.post("/transaction", key, &body).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    let other = json!({"extTransactionID": "n-3", "msisdn": "+447700900061", "amount": "2.00", "currency": "GBP", "description": "Plan"});
+    assert_eq!(
+        app.post("/transaction", &a, &other)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let range = "from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
+    let (status, page) = json(
+        app.admin(
+            Method::GET,
+            &format!("/admin/transactions?msisdn=%2B447700900060&{range}&limit=2"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let rows = page["transactions"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (
+            rows[0]["partnerCode"].as_str(),
+            rows[0]["extTransactionID"].as_str()
+        ),
+        (Some("NFLX"), Some("n-1"))
+    );
+    let after = page["nextAfter"].as_str().unwrap();
+    let (_, page2) = json(
+        app.admin(
+            Method::GET,
+            &format!("/admin/transactions?msisdn=%2B447700900060&{range}&limit=2&after={after}"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let rows2 = page2["transactions"].as_array().unwrap();
+    assert_eq!(rows2.len(), 1);
+    assert_eq!(rows2[0]["extTransactionID"], "n-2");
+    assert!(page2.get("nextAfter").is_none());
+    let bad = app
+        .admin(
+            Method::GET,
+            "/admin/transactions?msisdn=%2B447700900060&from=yesterday&to=2100-01-01T00:00:00Z",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(bad, 400, "invalid-request").await;
+
+    // A care agent refunds what is left of n-1, then nothing more is refundable.
+    let resp = app
+        .admin(Method::POST, "/admin/partners/NFLX/transactions/n-1/refund")
+        .json(&json!({"extTransactionID": "care-r1"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, refund) = json(resp).await;
+    assert_eq!(
+        (status, refund["amount"].as_str(), refund["type"].as_str()),
+        (201, Some("2.00"), Some("REFUND")),
+        "{refund}"
+    );
+    let (_, original) = json(app.get("/transaction/n-1", &a).send().await.unwrap()).await;
+    assert_eq!(original["refundedAmount"], "2.00");
+    let resp = app
+        .admin(Method::POST, "/admin/partners/NFLX/transactions/n-1/refund")
+        .json(&json!({"extTransactionID": "care-r2", "amount": "0.01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 400, "refund-exceeds-original").await;
+    let resp = app
+        .admin(Method::POST, "/admin/partners/NFLX/transactions/s-1/refund")
+        .json(&json!({"extTransactionID": "care-r3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 404, "transaction-not-found").await;
 }
