@@ -10,6 +10,7 @@ pub mod partners;
 pub mod pins;
 pub mod reconciler;
 pub mod transactions;
+mod two_phase;
 
 pub use auth::{AuthError, Authenticator, Caller};
 pub use hub::Hub;

@@ -89,6 +89,21 @@ async fn look(hub: &Hub, partner: &PartnerRecord, tx: TransactionRecord) -> Resu
             tx.id
         )));
     };
+    if let (Some(csp), None) = (entry.connector.two_phase(), &tx.original_id) {
+        // A reserving CSP cannot be asked by the hub's id: finish the stored reservation, or
+        // charge anew when none was stored (then nothing was ever debited).
+        let Some(request) = rebuild(hub, &tx, partner) else {
+            return defer(hub, &tx).await;
+        };
+        let outcome = match &tx.reservation_ref {
+            Some(reference) => hub.debit(csp, reference, &request, &ctx).await,
+            None => hub.charge_two_phase(csp, &tx, &request, &ctx).await,
+        };
+        return match outcome {
+            ChargeOutcome::Unknown | ChargeOutcome::Unavailable { .. } => defer(hub, &tx).await,
+            other => settle(hub, partner, tx, other).await,
+        };
+    }
     let status = entry.connector.charge_status(&id, &ctx).await;
     metrics::counter!("dcbhub_reconciler_looks_total", "csp" => tx.csp_id.clone(), "answer" => status_label(&status))
         .increment(1);

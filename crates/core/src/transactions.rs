@@ -150,7 +150,7 @@ impl Hub {
             BeginOutcome::RefundExceedsOriginal => return Err(TxError::RefundExceedsOriginal),
         };
         let request = self.charge_request(&record, &partner.code, &cmd)?;
-        let outcome = self.call_csp(&record.csp_id, &request, ctx).await;
+        let outcome = self.call_csp_for(&record, &request, ctx).await;
         let record = self.apply_outcome(partner, record, outcome, true).await?;
         Ok(TxAnswer {
             record,
@@ -355,6 +355,31 @@ impl Hub {
             partner: partner.clone(),
             kind,
         })
+    }
+
+    /// Charges `record` at its CSP: in two phases where the CSP reserves and debits, in one
+    /// call otherwise.
+    pub(crate) async fn call_csp_for(
+        &self,
+        record: &TransactionRecord,
+        request: &ChargeRequest,
+        ctx: &CallContext,
+    ) -> ChargeOutcome {
+        let two_phase = self
+            .csps
+            .get(&record.csp_id)
+            .and_then(|e| e.connector.two_phase());
+        match (two_phase, &request.kind) {
+            (Some(csp), ChargeKind::Charge) => {
+                let budget = Duration::from_millis(
+                    u64::try_from(self.transactions.processing_ms).unwrap_or(5_000),
+                );
+                tokio::time::timeout(budget, self.charge_two_phase(csp, record, request, ctx))
+                    .await
+                    .unwrap_or(ChargeOutcome::Unknown)
+            }
+            _ => self.call_csp(&record.csp_id, request, ctx).await,
+        }
     }
 
     /// Calls the CSP's charge; no answer within the processing window is an unknown outcome.

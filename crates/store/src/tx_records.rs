@@ -77,6 +77,8 @@ pub struct TransactionRecord {
     pub original_ext_transaction_id: Option<String>,
     pub refunded_minor: i64,
     pub csp_reference: Option<String>,
+    /// A two-phase CSP's reservation (reserved, not yet debited when the row is PENDING).
+    pub reservation_ref: Option<String>,
     pub failure_code: Option<String>,
     pub pin_id: Option<String>,
     pub processing_until: Timestamp,

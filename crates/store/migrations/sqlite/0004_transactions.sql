@@ -20,6 +20,8 @@ CREATE TABLE transactions (
     original_id        TEXT    REFERENCES transactions (id),
     refunded_minor     INTEGER NOT NULL DEFAULT 0 CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
     csp_reference      TEXT,
+    -- A two-phase CSP's reservation, kept so the reconciler can finish it after a crash.
+    reservation_ref    TEXT,
     failure_code       TEXT,
     pin_id             TEXT,
     processing_until   INTEGER NOT NULL,

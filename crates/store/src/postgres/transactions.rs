@@ -16,7 +16,7 @@ macro_rules! tx_columns {
          t.csp_id, t.account_key, t.amount_minor, t.currency, t.description, t.product_code, t.tax_included, \
          t.original_id, (SELECT o.ext_transaction_id FROM transactions o WHERE o.id = t.original_id), \
          t.refunded_minor, t.csp_reference, t.failure_code, t.pin_id, t.processing_until, t.next_check_at, \
-         t.check_attempts, t.created_at, t.updated_at"
+         t.check_attempts, t.created_at, t.updated_at, t.reservation_ref"
     };
 }
 
@@ -50,6 +50,7 @@ fn from_row(row: &PgRow) -> Result<TransactionRecord, StoreError> {
         check_attempts: u32::try_from(check_attempts).unwrap_or(0),
         created_at: ts(24)?,
         updated_at: ts(25)?,
+        reservation_ref: row.try_get(26)?,
     })
 }
 
@@ -297,6 +298,17 @@ impl TransactionStore for PgStore {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_reservation(&self, id: &str, reference: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE transactions SET reservation_ref = $1 WHERE id = $2 AND status = 'PENDING'",
+        )
+        .bind(reference)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

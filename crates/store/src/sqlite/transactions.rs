@@ -15,7 +15,7 @@ macro_rules! tx_columns {
          t.csp_id, t.account_key, t.amount_minor, t.currency, t.description, t.product_code, t.tax_included, \
          t.original_id, (SELECT o.ext_transaction_id FROM transactions o WHERE o.id = t.original_id), \
          t.refunded_minor, t.csp_reference, t.failure_code, t.pin_id, t.processing_until, t.next_check_at, \
-         t.check_attempts, t.created_at, t.updated_at"
+         t.check_attempts, t.created_at, t.updated_at, t.reservation_ref"
     };
 }
 
@@ -51,6 +51,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TransactionRecord, StoreEr
         check_attempts: u32::try_from(check_attempts).unwrap_or(u32::MAX),
         created_at: ts(24)?,
         updated_at: ts(25)?,
+        reservation_ref: row.get(26)?,
     };
     Ok((|| {
         Ok(TransactionRecord {
@@ -249,6 +250,19 @@ impl TransactionStore for SqliteStore {
                     )?
                     .execute(params![Timestamp::now().unix_millis(), pin])?;
                 }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn record_reservation(&self, id: &str, reference: &str) -> Result<(), StoreError> {
+        let (id, reference) = (id.to_owned(), reference.to_owned());
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE transactions SET reservation_ref = ?1 WHERE id = ?2 AND status = 'PENDING'",
+                )?
+                .execute(params![reference, id])?;
                 Ok(())
             })
             .await
