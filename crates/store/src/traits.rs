@@ -139,6 +139,8 @@ pub trait TransactionStore: Send + Sync {
     /// Removes a PENDING transaction the CSP refused before charging, giving back its PIN
     /// consent: the partner may send the same `extTransactionID` again.
     async fn abandon_transaction(&self, id: &str) -> Result<(), StoreError>;
+    /// Keeps a two-phase CSP's reservation with a PENDING transaction, before it is debited.
+    async fn record_reservation(&self, id: &str, reference: &str) -> Result<(), StoreError>;
     /// Schedules the reconciler's next look at a PENDING transaction.
     async fn defer_transaction(&self, id: &str, next_check_at: Timestamp)
     -> Result<(), StoreError>;
