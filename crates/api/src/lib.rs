@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
+        // Bodies past the contract's 16 KiB are refused while reading, not after.
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY + 1))
         .layer(CatchPanicLayer::custom(|_| -> Response<axum::body::Body> {
             tracing::error!("handler panicked");
             axum::response::IntoResponse::into_response(ApiError::SystemError)

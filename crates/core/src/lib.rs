@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod partners;
 pub mod pins;
 pub mod reconciler;
+pub mod settlement;
 pub mod transactions;
 mod two_phase;
 

@@ -1,3 +1,5 @@
+mod settlement_cli;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,6 +34,11 @@ enum Command {
     Partner {
         #[command(subcommand)]
         command: PartnerCommand,
+    },
+    /// Settlement: models, tax rates, statements (run, list, show, finalise, export).
+    Settlement {
+        #[command(subcommand)]
+        command: settlement_cli::SettlementCommand,
     },
     /// Print the OpenAPI document of the OTT API.
     Openapi,
@@ -141,6 +148,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Partner { command } => partner(command, &config).await,
+        Command::Settlement { command } => settlement_cli::run(command, &config).await,
         Command::Openapi => {
             println!("{}", dcbhub_api::openapi_json());
             Ok(())

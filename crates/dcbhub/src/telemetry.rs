@@ -2,9 +2,16 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// JSON (or text) logs on stdout, filtered by `RUST_LOG` (default `info`).
+/// JSON (or text) logs on stderr, filtered by `RUST_LOG` (default `info`). The SMPP library
+/// dumps whole PDUs (passwords, message texts, so PINs) at debug level: its directives are
+/// pinned after the user's, whatever `RUST_LOG` says.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for directive in dcbhub_notify::smpp::SENSITIVE_LOG_DIRECTIVES {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

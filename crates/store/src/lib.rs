@@ -8,6 +8,7 @@ mod pin_records;
 pub mod postgres;
 mod records;
 mod rules;
+mod settlement_records;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -24,7 +25,15 @@ pub use records::{
     ApiKeyRecord, AuthRecord, DeliveryResult, EnqueueOutcome, NewNotification, NewPartner,
     NotificationRecord, NotificationStatus, PartnerRecord,
 };
-pub use traits::{MetaStore, OutboxStore, PartnerStore, PinStore, Store, TransactionStore};
+pub use settlement_records::{
+    CurrencyTotals, FINALISE_GRACE_MS, FULL_BP, FinaliseOutcome, LineIssue, LineKind, MAX_TAX_BP,
+    ModelAddOutcome, ModelTerms, NewSettlementModel, NewTaxRate, Period, Prices, RunOutcome,
+    SettlementModelRecord, Statement, StatementHeader, StatementLine, StatementStatus,
+    TaxRateOutcome, TaxRateRecord, div_round_half_even, price,
+};
+pub use traits::{
+    MetaStore, OutboxStore, PartnerStore, PinStore, SettlementStore, Store, TransactionStore,
+};
 pub use tx_records::{
     BeginOutcome, NewTransaction, Receipt, Settlement, SpendingLimits, TransactionQuery,
     TransactionRecord, TxStatus, TxType,

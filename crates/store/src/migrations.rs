@@ -22,6 +22,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 2, "0002_notifications"),
     migration!("sqlite", 3, "0003_pins"),
     migration!("sqlite", 4, "0004_transactions"),
+    migration!("sqlite", 5, "0005_settlement"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -29,6 +30,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 2, "0002_notifications"),
     migration!("postgres", 3, "0003_pins"),
     migration!("postgres", 4, "0004_transactions"),
+    migration!("postgres", 5, "0005_settlement"),
 ];
 
 pub fn latest(set: &[Migration]) -> i64 {

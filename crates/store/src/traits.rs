@@ -1,6 +1,10 @@
 use async_trait::async_trait;
 use dcbhub_domain::{ApiKeyHash, PartnerCode, PartnerStatus, Timestamp};
 
+use crate::settlement_records::{
+    FinaliseOutcome, ModelAddOutcome, NewSettlementModel, NewTaxRate, Period, RunOutcome,
+    SettlementModelRecord, Statement, StatementHeader, TaxRateOutcome, TaxRateRecord,
+};
 use crate::{
     ApiKeyRecord, AuthRecord, BeginOutcome, DeliveryResult, EnqueueOutcome, NewNotification,
     NewPartner, NewPin, NewTransaction, NotificationRecord, PartnerRecord, PinCheckOutcome,
@@ -164,7 +168,53 @@ pub trait TransactionStore: Send + Sync {
     ) -> Result<Vec<TransactionRecord>, StoreError>;
 }
 
-/// Everything the core needs from persistence.
-pub trait Store: PartnerStore + OutboxStore + PinStore + TransactionStore + MetaStore {}
+/// Settlement models, tax rates and statements. Statements are aggregated by the database;
+/// a FINAL statement never changes (the database refuses it).
+#[async_trait]
+pub trait SettlementStore: Send + Sync {
+    /// Adds a model; an open-ended model of the same partner and product that started
+    /// earlier is closed where an open-ended new one starts.
+    async fn add_settlement_model(
+        &self,
+        new: NewSettlementModel,
+    ) -> Result<ModelAddOutcome, StoreError>;
+    /// Models of one partner (or all), by partner, product and start.
+    async fn list_settlement_models(
+        &self,
+        partner_id: Option<i64>,
+    ) -> Result<Vec<SettlementModelRecord>, StoreError>;
+    async fn set_tax_rate(&self, new: NewTaxRate) -> Result<TaxRateOutcome, StoreError>;
+    async fn list_tax_rates(&self) -> Result<Vec<TaxRateRecord>, StoreError>;
+    /// Computes the draft of a partner and period (one statement per partner and period:
+    /// a second run recomputes the same one), unless it is final.
+    async fn run_statement(
+        &self,
+        partner_id: i64,
+        period: Period,
+        now: dcbhub_domain::Timestamp,
+    ) -> Result<RunOutcome, StoreError>;
+    /// Makes a draft final, once its period is over, none of its transactions is pending,
+    /// every line is priced and a recomputation gives exactly its lines.
+    async fn finalise_statement(
+        &self,
+        id: i64,
+        now: dcbhub_domain::Timestamp,
+    ) -> Result<FinaliseOutcome, StoreError>;
+    async fn statement(&self, id: i64) -> Result<Option<Statement>, StoreError>;
+    /// Statements of one partner (or all), newest period first.
+    async fn list_statements(
+        &self,
+        partner_id: Option<i64>,
+    ) -> Result<Vec<StatementHeader>, StoreError>;
+}
 
-impl<T: PartnerStore + OutboxStore + PinStore + TransactionStore + MetaStore> Store for T {}
+/// Everything the core needs from persistence.
+pub trait Store:
+    PartnerStore + OutboxStore + PinStore + TransactionStore + SettlementStore + MetaStore
+{
+}
+
+impl<T: PartnerStore + OutboxStore + PinStore + TransactionStore + SettlementStore + MetaStore>
+    Store for T
+{
+}

@@ -25,6 +25,42 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(partner_resume))
         .routes(routes!(key_list, key_create))
         .routes(routes!(key_revoke))
+        .routes(routes!(csp_list))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CspView {
+    id: String,
+    /// `sandbox`, `http` or `nrf-rating`
+    kind: &'static str,
+    /// E.164 digit prefixes this CSP serves (the longest match wins).
+    prefixes: Vec<String>,
+    accepts_email: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CspList {
+    csps: Vec<CspView>,
+}
+
+/// The CSPs the hub routes customers to, in configured order (set in the configuration).
+#[utoipa::path(get, path = "/admin/csps", tag = "admin", security(("adminToken" = [])),
+    responses((status = 200, body = CspList)))]
+async fn csp_list(_: Admin, State(state): State<AppState>) -> Json<CspList> {
+    let csps = state
+        .hub
+        .csps
+        .entries()
+        .iter()
+        .map(|e| CspView {
+            id: e.id.clone(),
+            kind: e.connector.kind(),
+            prefixes: e.prefixes.clone(),
+            accepts_email: e.accepts_email,
+        })
+        .collect();
+    Json(CspList { csps })
 }
 
 #[derive(Serialize, ToSchema)]

@@ -105,6 +105,12 @@ async fn admin_partner_lifecycle(app: TestApp) {
 }
 
 async fn admin_needs_the_token(app: TestApp) {
+    let (status, csps) = json(app.admin(Method::GET, "/admin/csps").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        csps["csps"][0],
+        json!({"id": "sandbox", "kind": "sandbox", "prefixes": ["447700900"], "acceptsEmail": true})
+    );
     let resp = app
         .client
         .get(app.url("/admin/partners"))

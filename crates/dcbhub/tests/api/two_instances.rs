@@ -196,3 +196,82 @@ async fn thousand_messages_across_two_instances_are_delivered_once_each() {
         "each exactly once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_key_and_a_suspension_reach_the_other_instance_within_seconds() {
+    let Some((a, b)) = spawn_pair("two_revoke", |_| {}).await else {
+        return;
+    };
+    let key = a.partner("NFLX", ConsentPolicy::Pin).await;
+    let probe = |app: &crate::helpers::TestApp| {
+        app.get("/sandbox/messages?msisdn=%2B447700900000", &key)
+            .send()
+    };
+    assert_eq!(probe(&b).await.unwrap().status(), 200, "b caches the key");
+    // Suspend through instance a's admin API; b must answer 403 within 5 s.
+    let resp = a
+        .admin(reqwest::Method::POST, "/admin/partners/NFLX/suspend")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let started = std::time::Instant::now();
+    loop {
+        let status = probe(&b).await.unwrap().status().as_u16();
+        if status == 403 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "b still answers {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = a
+        .admin(reqwest::Method::POST, "/admin/partners/NFLX/resume")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Revoke the only key on a; b must refuse it within 5 s.
+    let (_, keys) = json(
+        a.admin(reqwest::Method::GET, "/admin/partners/NFLX/keys")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let key_id = keys["keys"][0]["keyId"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    loop {
+        if probe(&b).await.unwrap().status() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "b did not see the resumption"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = a
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/admin/partners/NFLX/keys/{key_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let started = std::time::Instant::now();
+    loop {
+        let status = probe(&b).await.unwrap().status().as_u16();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "b still answers {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

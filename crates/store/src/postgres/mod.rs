@@ -4,6 +4,7 @@
 mod outbox;
 mod partners;
 mod pins;
+mod settlement;
 mod transactions;
 
 use std::time::Duration;

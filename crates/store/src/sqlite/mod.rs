@@ -5,6 +5,7 @@ mod outbox;
 mod partners;
 mod pins;
 mod readers;
+mod settlement;
 mod transactions;
 mod writer;
 
