@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dcbhub_connectors::{CallContext, ChargeKind, ChargeOutcome, ChargeRequest, StatusOutcome};
+use dcbhub_connectors::{
+    CallContext, ChargeKind, ChargeOutcome, ChargeRequest, DeclineReason, StatusOutcome,
+};
 use dcbhub_domain::{
     Currency, Customer, Description, Email, MinorUnits, Money, Msisdn, Timestamp, TransactionId,
 };
@@ -17,6 +19,10 @@ use tokio::sync::watch;
 
 use crate::Hub;
 use crate::transactions::decline_code;
+
+/// Looks during which a refusal for insufficient funds is put down to a lost, still held
+/// first reservation (with the backoff, about a minute).
+const HELD_RESERVATION_LOOKS: u32 = 5;
 
 /// How long one look at a transaction may take before another instance may take over.
 const LEASE_MS: i64 = 30_000;
@@ -101,6 +107,13 @@ async fn look(hub: &Hub, partner: &PartnerRecord, tx: TransactionRecord) -> Resu
         };
         return match outcome {
             ChargeOutcome::Unknown | ChargeOutcome::Unavailable { .. } => defer(hub, &tx).await,
+            // A first reservation whose answer was lost may still hold the balance until the
+            // OCS lets it lapse: give it time before calling the customer short of funds.
+            ChargeOutcome::Declined(DeclineReason::InsufficientFunds)
+                if tx.reservation_ref.is_none() && tx.check_attempts < HELD_RESERVATION_LOOKS =>
+            {
+                defer(hub, &tx).await
+            }
             other => settle(hub, partner, tx, other).await,
         };
     }
