@@ -48,11 +48,8 @@ pub async fn run_outbox_worker(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        let deliveries = batch.into_iter().map(|n| {
-            let hub = Arc::clone(&hub);
-            async move { deliver_one(&hub, n).await }
-        });
-        futures::future::join_all(deliveries).await;
+        let results = futures::future::join_all(batch.iter().map(|n| deliver_one(&hub, n))).await;
+        record(&hub, &batch, results).await;
     }
 }
 
@@ -71,8 +68,9 @@ enum Attempt {
     Permanent(String),
 }
 
-async fn deliver_one(hub: &Hub, n: NotificationRecord) {
-    let attempt = send(hub, &n).await;
+/// Delivers one message and says how its attempt ended.
+async fn deliver_one(hub: &Hub, n: &NotificationRecord) -> DeliveryResult {
+    let attempt = send(hub, n).await;
     let (label, result) = match attempt {
         Attempt::Delivered => ("sent", DeliveryResult::Sent),
         Attempt::Permanent(error) => ("failed", DeliveryResult::Failed { error }),
@@ -89,18 +87,25 @@ async fn deliver_one(hub: &Hub, n: NotificationRecord) {
     };
     metrics::counter!("dcbhub_notification_deliveries_total", "channel" => n.channel.clone(), "outcome" => label)
         .increment(1);
-    match hub
-        .store
-        .complete_notification(&n.id, n.attempts, result)
-        .await
-    {
-        Ok(true) => {
-            tracing::debug!(notification = %n.id, outcome = label, attempt = n.attempts, "delivery recorded")
+    result
+}
+
+/// Records a batch's outcomes in one write.
+async fn record(hub: &Hub, batch: &[NotificationRecord], results: Vec<DeliveryResult>) {
+    let done = batch
+        .iter()
+        .zip(results)
+        .map(|(n, r)| (n.id.clone(), n.attempts, r))
+        .collect();
+    match hub.store.complete_notifications(done).await {
+        Ok(applied) => {
+            for (n, ok) in batch.iter().zip(applied) {
+                if !ok {
+                    tracing::warn!(notification = %n.id, "lease lost before the delivery was recorded");
+                }
+            }
         }
-        Ok(false) => {
-            tracing::warn!(notification = %n.id, "lease lost before the delivery was recorded")
-        }
-        Err(e) => tracing::error!(notification = %n.id, error = %e, "cannot record a delivery"),
+        Err(e) => tracing::error!(error = %e, messages = batch.len(), "cannot record deliveries"),
     }
 }
 

@@ -89,6 +89,12 @@ pub trait OutboxStore: Send + Sync {
         attempt: u32,
         result: DeliveryResult,
     ) -> Result<bool, StoreError>;
+    /// Records the ends of several attempts in one write; one flag per entry, as
+    /// [`OutboxStore::complete_notification`] answers.
+    async fn complete_notifications(
+        &self,
+        done: Vec<(String, u32, DeliveryResult)>,
+    ) -> Result<Vec<bool>, StoreError>;
     /// Messages waiting, and when the oldest due one was queued.
     async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<Timestamp>), StoreError>;
 }

@@ -168,29 +168,21 @@ impl OutboxStore for PgStore {
         attempt: u32,
         result: DeliveryResult,
     ) -> Result<bool, StoreError> {
-        let now = Timestamp::now().unix_millis();
-        let (status, next, error) = match &result {
-            DeliveryResult::Sent => ("SENT", now, None),
-            DeliveryResult::Retry { at, error } => {
-                ("QUEUED", at.unix_millis(), Some(error.as_str()))
-            }
-            DeliveryResult::Failed { error } => ("FAILED", now, Some(error.as_str())),
-        };
-        let changed = sqlx::query(
-            "UPDATE notifications SET status = $1, next_attempt_at = $2, last_error = $3, updated_at = $4,
-                 text = CASE WHEN $1 = 'QUEUED' THEN text ELSE COALESCE(redacted_text, text) END
-             WHERE id = $5 AND attempts = $6 AND status = 'QUEUED'",
-        )
-        .bind(status)
-        .bind(next)
-        .bind(error)
-        .bind(now)
-        .bind(id)
-        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(changed == 1)
+        let mut conn = self.pool.acquire().await?;
+        complete(&mut conn, id, attempt, &result).await
+    }
+
+    async fn complete_notifications(
+        &self,
+        done: Vec<(String, u32, DeliveryResult)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut applied = Vec::with_capacity(done.len());
+        for (id, attempt, result) in &done {
+            applied.push(complete(&mut tx, id, *attempt, result).await?);
+        }
+        tx.commit().await?;
+        Ok(applied)
     }
 
     async fn outbox_depth(&self, now: Timestamp) -> Result<(u64, Option<Timestamp>), StoreError> {
@@ -208,4 +200,33 @@ impl OutboxStore for PgStore {
             oldest.map(Timestamp::from_unix_millis),
         ))
     }
+}
+
+async fn complete(
+    conn: &mut PgConnection,
+    id: &str,
+    attempt: u32,
+    result: &DeliveryResult,
+) -> Result<bool, StoreError> {
+    let now = Timestamp::now().unix_millis();
+    let (status, next, error) = match result {
+        DeliveryResult::Sent => ("SENT", now, None),
+        DeliveryResult::Retry { at, error } => ("QUEUED", at.unix_millis(), Some(error.as_str())),
+        DeliveryResult::Failed { error } => ("FAILED", now, Some(error.as_str())),
+    };
+    let changed = sqlx::query(
+        "UPDATE notifications SET status = $1, next_attempt_at = $2, last_error = $3, updated_at = $4,
+             text = CASE WHEN $1 = 'QUEUED' THEN text ELSE COALESCE(redacted_text, text) END
+         WHERE id = $5 AND attempts = $6 AND status = 'QUEUED'",
+    )
+    .bind(status)
+    .bind(next)
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
 }

@@ -26,6 +26,9 @@ pub struct SqliteStore {
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Every statement the store runs stays prepared (rusqlite keeps 16 by default; the store has
+/// more distinct statements than that, and re-preparing them would cost on every request).
+const STATEMENT_CACHE: usize = 256;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`. With `migrate`, pending migrations
@@ -53,6 +56,7 @@ impl SqliteStore {
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // FULL: a commit is on disk before anyone is answered. Checkpoints run on their own
     // thread (see `start_checkpointer`) to keep them off the commit path.
     conn.execute_batch(
@@ -70,6 +74,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 

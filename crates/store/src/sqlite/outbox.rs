@@ -160,23 +160,24 @@ impl OutboxStore for SqliteStore {
         attempt: u32,
         result: DeliveryResult,
     ) -> Result<bool, StoreError> {
-        let id = id.to_owned();
+        let done = vec![(id.to_owned(), attempt, result)];
+        Ok(self
+            .complete_notifications(done)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    async fn complete_notifications(
+        &self,
+        done: Vec<(String, u32, DeliveryResult)>,
+    ) -> Result<Vec<bool>, StoreError> {
         self.writer
             .write(move |conn| {
-                let now = Timestamp::now().unix_millis();
-                let (status, next, error) = match &result {
-                    DeliveryResult::Sent => ("SENT", now, None),
-                    DeliveryResult::Retry { at, error } => ("QUEUED", at.unix_millis(), Some(error.as_str())),
-                    DeliveryResult::Failed { error } => ("FAILED", now, Some(error.as_str())),
-                };
-                let changed = conn
-                    .prepare_cached(
-                        "UPDATE notifications SET status = ?1, next_attempt_at = ?2, last_error = ?3, updated_at = ?4,
-                             text = CASE WHEN ?1 = 'QUEUED' THEN text ELSE COALESCE(redacted_text, text) END
-                         WHERE id = ?5 AND attempts = ?6 AND status = 'QUEUED'",
-                    )?
-                    .execute(params![status, next, error, now, id, attempt])?;
-                Ok(changed == 1)
+                done.iter()
+                    .map(|(id, attempt, result)| complete(conn, id, *attempt, result))
+                    .collect()
             })
             .await
     }
@@ -195,4 +196,26 @@ impl OutboxStore for SqliteStore {
             ))
         })
     }
+}
+
+fn complete(
+    conn: &Connection,
+    id: &str,
+    attempt: u32,
+    result: &DeliveryResult,
+) -> Result<bool, StoreError> {
+    let now = Timestamp::now().unix_millis();
+    let (status, next, error) = match result {
+        DeliveryResult::Sent => ("SENT", now, None),
+        DeliveryResult::Retry { at, error } => ("QUEUED", at.unix_millis(), Some(error.as_str())),
+        DeliveryResult::Failed { error } => ("FAILED", now, Some(error.as_str())),
+    };
+    let changed = conn
+        .prepare_cached(
+            "UPDATE notifications SET status = ?1, next_attempt_at = ?2, last_error = ?3, updated_at = ?4,
+                 text = CASE WHEN ?1 = 'QUEUED' THEN text ELSE COALESCE(redacted_text, text) END
+             WHERE id = ?5 AND attempts = ?6 AND status = 'QUEUED'",
+        )?
+        .execute(params![status, next, error, now, id, attempt])?;
+    Ok(changed == 1)
 }

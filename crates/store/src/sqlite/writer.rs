@@ -107,15 +107,15 @@ fn run_jobs(
     completions: &mut Vec<Completion>,
 ) -> Result<(), rusqlite::Error> {
     for job in group.drain(..) {
-        conn.execute_batch("SAVEPOINT w")?;
+        // Cached statements: these run once per write, so parsing them each time would show.
+        conn.prepare_cached("SAVEPOINT w")?.execute([])?;
         // A panicking job is a bug, but it must not take the only writer down with it.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| job(conn)));
         let ok = matches!(ran, Ok((true, _)));
-        if ok {
-            conn.execute_batch("RELEASE w")?;
-        } else {
-            conn.execute_batch("ROLLBACK TO w; RELEASE w")?;
+        if !ok {
+            conn.prepare_cached("ROLLBACK TO w")?.execute([])?;
         }
+        conn.prepare_cached("RELEASE w")?.execute([])?;
         if let Ok((_, completion)) = ran {
             completions.push(completion);
         }
