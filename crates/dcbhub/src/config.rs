@@ -346,7 +346,10 @@ mod tests {
                 "listen = \"127.0.0.1:9000\"\n[sandbox]\ndemo_partner = false\n",
             )?;
             jail.set_env("DCBHUB_DATABASE_URL", "postgres://x@localhost/db");
-            jail.set_env("DCBHUB_PIN__SECRET", "a-shared-secret-of-32-characters-or-more");
+            jail.set_env(
+                "DCBHUB_PIN__SECRET",
+                "a-shared-secret-of-32-characters-or-more",
+            );
             let c = Config::load(Some(Path::new("dcbhub.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
             assert!(!c.sandbox.demo_partner);
