@@ -162,3 +162,67 @@ async fn unreachable_csp_answers_503_with_retry_after() {
         started.elapsed()
     );
 }
+
+/// A CSP that misbehaves in one way on every account validation.
+async fn misbehaving_csp(fault: &'static str) -> std::net::SocketAddr {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().route(
+        "/account/validate",
+        axum::routing::post(move || async move {
+            match fault {
+                "late" => {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    (StatusCode::OK, "{\"status\":\"ACTIVE\",\"type\":\"postpaid\",\"currency\":\"GBP\",\"accountRef\":\"a\"}").into_response()
+                }
+                "500" => (StatusCode::INTERNAL_SERVER_ERROR, "{\"code\":\"system-error\",\"message\":\"boom\"}").into_response(),
+                _ => (StatusCode::OK, "{\"status\": \"ACT").into_response(),
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+use axum::response::IntoResponse;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_failing_or_garbled_csp_answers_503_within_the_timeout() {
+    for fault in ["late", "500", "garbled"] {
+        let addr = misbehaving_csp(fault).await;
+        let app = spawn_app_with(Backend::Sqlite, "csp_faults", |c| {
+            via_sim(c, addr, 300);
+            let http = c.csps[0].http.as_mut().unwrap();
+            http.max_retries = 1;
+            http.breaker_failure_threshold = 3;
+            http.breaker_open_ms = 60_000;
+        })
+        .await
+        .unwrap();
+        let key = app.partner("NFLX", ConsentPolicy::Pin).await;
+        for _ in 0..4 {
+            let started = std::time::Instant::now();
+            let resp = validate(&app, &key, json!({"msisdn": "+447700900000"})).await;
+            assert!(resp.headers().get("retry-after").is_some(), "{fault}");
+            assert_error(resp, 503, "csp-unavailable").await;
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(800),
+                "{fault}: {:?}",
+                started.elapsed()
+            );
+        }
+        // After three failures the breaker is open: the answer comes at once.
+        let started = std::time::Instant::now();
+        assert_error(
+            validate(&app, &key, json!({"msisdn": "+447700900000"})).await,
+            503,
+            "csp-unavailable",
+        )
+        .await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(100),
+            "{fault}: breaker open"
+        );
+    }
+}
