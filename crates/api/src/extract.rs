@@ -63,11 +63,12 @@ pub fn parse_body<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
         message: "The body is not a JSON object.".into(),
     };
     // First pass: the shape and the field names, without interpreting any value.
-    let fields: std::collections::HashMap<&str, &RawValue> =
+    // Owned keys: a key written with escapes (`"\u0061mount"`) cannot be borrowed.
+    let fields: std::collections::HashMap<String, &RawValue> =
         serde_json::from_slice(bytes).map_err(malformed)?;
-    if let Some(unknown) = fields.keys().find(|k| !T::FIELDS.contains(k)) {
+    if let Some(unknown) = fields.keys().find(|k| !T::FIELDS.contains(&k.as_str())) {
         return Err(ApiError::ParameterNotSupported {
-            field: (*unknown).to_owned(),
+            field: unknown.clone(),
         });
     }
     // Second pass: the values, with the path of the first one that does not fit.

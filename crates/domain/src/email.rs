@@ -27,8 +27,13 @@ impl Email {
             allow_display_text: false,
             allow_long_local_parts: false,
         };
-        let parsed = EmailAddress::parse_with_options(input, options)
-            .map_err(|_| ParseError::new(FIELD, "must be an RFC 5322 addr-spec"))?;
+        let bad = ParseError::new(FIELD, "must be an RFC 5322 addr-spec");
+        let parsed = EmailAddress::parse_with_options(input, options).map_err(|_| bad.clone())?;
+        // The crate tolerates surrounding text such as " <a@b.c>"; the contract takes the
+        // bare addr-spec only.
+        if parsed.local_part().len() + 1 + parsed.domain().len() != input.len() {
+            return Err(bad);
+        }
         Ok(Self(format!(
             "{}@{}",
             parsed.local_part(),

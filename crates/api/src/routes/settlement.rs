@@ -442,12 +442,14 @@ impl RequestBody for RunStatement {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PartnerFilter {
     /// Only this partner's.
     partner: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `csv` or `json`.
     format: String,
@@ -459,7 +461,10 @@ pub struct ExportQuery {
 /// Lists settlement models.
 #[utoipa::path(get, path = "/admin/settlement/models", tag = "admin", security(("adminToken" = [])),
     params(PartnerFilter),
-    responses((status = 200, body = ModelList), (status = 404, description = "`partner-not-found`", body = ErrorBody)))]
+    responses(
+        (status = 200, body = ModelList),
+        (status = 400, description = "`invalid-request`: a malformed partner code", body = ErrorBody),
+        (status = 404, description = "`partner-not-found`", body = ErrorBody)))]
 async fn model_list(
     _: Admin,
     State(state): State<AppState>,
@@ -570,7 +575,10 @@ async fn tax_rate_set(
 /// Lists statements.
 #[utoipa::path(get, path = "/admin/settlement/statements", tag = "admin", security(("adminToken" = [])),
     params(PartnerFilter),
-    responses((status = 200, body = StatementList), (status = 404, description = "`partner-not-found`", body = ErrorBody)))]
+    responses(
+        (status = 200, body = StatementList),
+        (status = 400, description = "`invalid-request`: a malformed partner code", body = ErrorBody),
+        (status = 404, description = "`partner-not-found`", body = ErrorBody)))]
 async fn statement_list(
     _: Admin,
     State(state): State<AppState>,

@@ -32,7 +32,8 @@ CREATE TABLE transactions (
     CONSTRAINT transactions_idempotency UNIQUE (partner_id, ext_transaction_id)
 );
 
-CREATE INDEX transactions_account ON transactions (account_key, created_at);
+-- Covers the spending-limit sums, so they never touch the table.
+CREATE INDEX transactions_account ON transactions (account_key, created_at, type, status, currency, amount_minor);
 CREATE INDEX transactions_pending ON transactions (next_check_at) WHERE status = 'PENDING';
 CREATE INDEX transactions_customer ON transactions (customer, created_at);
 CREATE INDEX transactions_original ON transactions (original_id) WHERE original_id IS NOT NULL;
