@@ -3,7 +3,7 @@
 use dcbhub_domain::Timestamp;
 use subtle::ConstantTimeEq;
 
-use crate::{PinCheckOutcome, PinRecord, PinStatus};
+use crate::{PinCheckOutcome, PinRecord, PinSendOutcome, PinSendPolicy, PinStatus};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -49,4 +49,30 @@ pub(crate) fn judge(
         valid,
         consent_expires_at: now.plus_millis(consent_window_ms),
     }
+}
+
+/// Why a resend of `pin` is refused before the per-account cap is looked at, if it is.
+pub(crate) fn judge_resend(
+    pin: &PinRecord,
+    policy: &PinSendPolicy,
+    now: Timestamp,
+) -> Option<PinSendOutcome> {
+    if pin.status != PinStatus::Active {
+        return Some(PinSendOutcome::NotActive(pin.clone()));
+    }
+    let next_allowed = pin.last_sent_at.unix_millis() + policy.cooldown_ms;
+    if now.unix_millis() < next_allowed {
+        let secs = (next_allowed - now.unix_millis() + 999) / 1000;
+        return Some(PinSendOutcome::TooSoon {
+            retry_after_secs: u32::try_from(secs).unwrap_or(1).max(1),
+        });
+    }
+    if pin.sends >= policy.max_sends {
+        // The challenge's own cap never frees up: retry means a new challenge.
+        let secs = (pin.expires_at.unix_millis() - now.unix_millis()).max(1000) / 1000;
+        return Some(PinSendOutcome::SendLimit {
+            retry_after_secs: u32::try_from(secs).unwrap_or(1),
+        });
+    }
+    None
 }

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, Row};
 
 use super::PgStore;
 use super::outbox::insert_notification;
-use crate::rules::{Judged, judge, retry_after};
+use crate::rules::{Judged, judge, judge_resend, retry_after};
 use crate::{
     NewNotification, NewPin, PinBinding, PinCheckOutcome, PinRecord, PinSendOutcome, PinSendPolicy,
     PinStatus, PinStore, StoreError,
@@ -177,21 +177,8 @@ impl PinStore for PgStore {
         let Some(pin) = by_id(&mut tx, partner_id, pin_id, true).await? else {
             return Ok(PinSendOutcome::NotFound);
         };
-        if pin.status != PinStatus::Active {
-            return Ok(PinSendOutcome::NotActive(pin));
-        }
-        let next_allowed = pin.last_sent_at.unix_millis() + policy.cooldown_ms;
-        if now.unix_millis() < next_allowed {
-            let secs = (next_allowed - now.unix_millis() + 999) / 1000;
-            return Ok(PinSendOutcome::TooSoon {
-                retry_after_secs: u32::try_from(secs).unwrap_or(1).max(1),
-            });
-        }
-        if pin.sends >= policy.max_sends {
-            let secs = (pin.expires_at.unix_millis() - now.unix_millis()).max(1000) / 1000;
-            return Ok(PinSendOutcome::SendLimit {
-                retry_after_secs: u32::try_from(secs).unwrap_or(1),
-            });
+        if let Some(refusal) = judge_resend(&pin, &policy, now) {
+            return Ok(refusal);
         }
         let account_key = pin.binding.account_key.clone();
         if let Some(retry_after_secs) =
