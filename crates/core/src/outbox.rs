@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dcbhub_connectors::{CallContext, Notification, NotifyOutcome};
-use dcbhub_domain::{Customer, Email, Msisdn, NotificationId, PartnerCode, Timestamp};
+use dcbhub_domain::{Customer, NotificationId, PartnerCode, Timestamp};
 use dcbhub_notify::{DeliveryError, OutboundMessage};
 use dcbhub_store::{DeliveryResult, NotificationRecord};
 use rand::Rng;
@@ -121,17 +121,9 @@ fn next_attempt(hub: &Hub, attempts: u32) -> Timestamp {
     Timestamp::now().plus_millis(jittered)
 }
 
-fn recipient(n: &NotificationRecord) -> Option<Customer> {
-    match n.recipient_kind.as_str() {
-        "msisdn" => Msisdn::parse(&n.recipient).ok().map(Customer::Msisdn),
-        "email" => Email::parse(&n.recipient).ok().map(Customer::Email),
-        _ => None,
-    }
-}
-
 async fn send(hub: &Hub, n: &NotificationRecord) -> Attempt {
     let (Some(to), Ok(id), Ok(partner)) = (
-        recipient(n),
+        Customer::parse_stored(&n.recipient_kind, &n.recipient).ok(),
         NotificationId::parse(&n.id),
         PartnerCode::parse(&n.partner_code),
     ) else {

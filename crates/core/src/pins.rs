@@ -191,11 +191,9 @@ impl Hub {
             .await
             .map_err(PinError::Store)?
             .ok_or(PinError::NotFound)?;
-        let customer = match existing.binding.customer_kind.as_str() {
-            "email" => dcbhub_domain::Email::parse(&existing.binding.customer).map(Customer::Email),
-            _ => dcbhub_domain::Msisdn::parse(&existing.binding.customer).map(Customer::Msisdn),
-        }
-        .map_err(|e| PinError::Store(StoreError::Backend(e.to_string())))?;
+        let customer =
+            Customer::parse_stored(&existing.binding.customer_kind, &existing.binding.customer)
+                .map_err(|e| PinError::Store(StoreError::Backend(e.to_string())))?;
         let code = self.draw_code();
         let (text, redacted) = self.pin_text(partner, &code, &existing.binding, locale.as_deref());
         let message = self.message(

@@ -11,9 +11,7 @@ use std::time::Duration;
 use dcbhub_connectors::{
     CallContext, ChargeKind, ChargeOutcome, ChargeRequest, DeclineReason, StatusOutcome,
 };
-use dcbhub_domain::{
-    Currency, Customer, Description, Email, MinorUnits, Money, Msisdn, Timestamp, TransactionId,
-};
+use dcbhub_domain::{Description, Timestamp, TransactionId};
 use dcbhub_store::{PartnerRecord, Settlement, StoreError, TransactionRecord};
 use tokio::sync::watch;
 
@@ -193,11 +191,6 @@ fn status_label(s: &StatusOutcome) -> &'static str {
 
 /// The CSP request of a stored transaction, exactly as first sent.
 fn rebuild(hub: &Hub, tx: &TransactionRecord, partner: &PartnerRecord) -> Option<ChargeRequest> {
-    let customer = match tx.customer_kind.as_str() {
-        "email" => Customer::Email(Email::parse(&tx.customer).ok()?),
-        _ => Customer::Msisdn(Msisdn::parse(&tx.customer).ok()?),
-    };
-    let currency = Currency::parse(&tx.currency).ok()?;
     let kind = match &tx.original_id {
         Some(o) => ChargeKind::Refund {
             original: TransactionId::parse(o).ok()?,
@@ -206,14 +199,10 @@ fn rebuild(hub: &Hub, tx: &TransactionRecord, partner: &PartnerRecord) -> Option
     };
     Some(ChargeRequest {
         transaction_id: TransactionId::parse(&tx.id).ok()?,
-        customer,
-        money: Money::from_minor(MinorUnits::new(tx.amount_minor), currency).ok()?,
+        customer: tx.customer().ok()?,
+        money: tx.money().ok()?,
         description: Description::parse(&tx.description).ok()?,
-        charge_code: tx.product_code.as_ref().and_then(|p| {
-            hub.settings(&tx.csp_id)
-                .and_then(|s| s.charge_codes.get(p))
-                .cloned()
-        }),
+        charge_code: hub.charge_code(&tx.csp_id, tx.product_code.as_deref()),
         partner: partner.code.clone(),
         kind,
     })

@@ -341,11 +341,10 @@ impl Hub {
             },
             _ => ChargeKind::Charge,
         };
-        let charge_code = cmd.product_code.as_ref().and_then(|p| {
-            self.settings(&record.csp_id)
-                .and_then(|s| s.charge_codes.get(p.as_str()))
-                .cloned()
-        });
+        let charge_code = self.charge_code(
+            &record.csp_id,
+            cmd.product_code.as_ref().map(ProductCode::as_str),
+        );
         Ok(ChargeRequest {
             transaction_id,
             customer: cmd.customer.clone(),
@@ -380,6 +379,12 @@ impl Hub {
             }
             _ => self.call_csp(&record.csp_id, request, ctx).await,
         }
+    }
+
+    /// The CSP's charging code for a partner's product code, when the CSP maps it.
+    pub(crate) fn charge_code(&self, csp_id: &str, product_code: Option<&str>) -> Option<String> {
+        let product = product_code?;
+        self.settings(csp_id)?.charge_codes.get(product).cloned()
     }
 
     /// Calls the CSP's charge; no answer within the processing window is an unknown outcome.
@@ -457,20 +462,8 @@ impl Hub {
         if !partner.receipts_enabled || record.tx_type != TxType::Charge {
             return None;
         }
-        let customer = match record.customer_kind.as_str() {
-            "email" => dcbhub_domain::Email::parse(&record.customer)
-                .ok()
-                .map(Customer::Email),
-            _ => dcbhub_domain::Msisdn::parse(&record.customer)
-                .ok()
-                .map(Customer::Msisdn),
-        }?;
-        let currency = dcbhub_domain::Currency::parse(&record.currency).ok()?;
-        let money = Money::from_minor(
-            dcbhub_domain::MinorUnits::new(record.amount_minor),
-            currency,
-        )
-        .ok()?;
+        let customer = record.customer().ok()?;
+        let money = record.money().ok()?;
         let description = Description::parse(&record.description).ok()?;
         let ext = ExtTransactionId::parse(&record.ext_transaction_id).ok()?;
         let text = dcbhub_notify::templates::receipt_message(

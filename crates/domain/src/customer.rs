@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::{Email, Msisdn};
+use crate::{Email, Msisdn, ParseError};
 
 /// How a request names the customer: exactly one of an MSISDN or an email.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -10,6 +10,16 @@ pub enum Customer {
 }
 
 impl Customer {
+    /// Rebuilds a customer from the kind and value it was stored as ([`Customer::kind`] and
+    /// [`Customer::as_str`]).
+    pub fn parse_stored(kind: &str, value: &str) -> Result<Self, ParseError> {
+        match kind {
+            "msisdn" => Msisdn::parse(value).map(Self::Msisdn),
+            "email" => Email::parse(value).map(Self::Email),
+            _ => Err(ParseError::new("customer", "unknown customer kind")),
+        }
+    }
+
     /// The identifier as stored and sent to the CSP (unmasked).
     pub fn as_str(&self) -> &str {
         match self {
@@ -41,5 +51,22 @@ impl fmt::Debug for Customer {
             Self::Msisdn(m) => fmt::Debug::fmt(m, f),
             Self::Email(e) => fmt::Debug::fmt(e, f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_form_round_trips() {
+        for c in [
+            Customer::Msisdn(Msisdn::parse("+447700900000").unwrap()),
+            Customer::Email(Email::parse("ann@example.com").unwrap()),
+        ] {
+            assert_eq!(Customer::parse_stored(c.kind(), c.as_str()), Ok(c.clone()));
+        }
+        assert!(Customer::parse_stored("fax", "+447700900000").is_err());
+        assert!(Customer::parse_stored("email", "+447700900000").is_err());
     }
 }

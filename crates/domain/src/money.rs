@@ -55,6 +55,11 @@ impl Money {
         Ok(Self { amount, currency })
     }
 
+    /// Rebuilds stored money: minor units and an ISO 4217 code.
+    pub fn from_stored(minor: i64, currency: &str) -> Result<Self, ParseError> {
+        Self::from_minor(MinorUnits(minor), Currency::parse(currency)?)
+    }
+
     /// Parses the contract's decimal grammar `^(0|[1-9][0-9]*)(\.[0-9]+)?$` exactly, with no
     /// more fraction digits than the currency's minor unit, and a result above zero.
     pub fn parse(literal: &str, currency: Currency) -> Result<Self, ParseError> {
@@ -252,6 +257,17 @@ mod tests {
             assert!(Money::parse(bad, gbp).is_err(), "{bad:?} should be refused");
         }
         assert!(Money::parse("1.5", cur("JPY")).is_err());
+    }
+
+    #[test]
+    fn stored_money_round_trips() {
+        let m = Money::parse("1.250", cur("KWD")).unwrap();
+        assert_eq!(
+            Money::from_stored(m.amount().get(), m.currency().code()),
+            Ok(m)
+        );
+        assert!(Money::from_stored(0, "GBP").is_err());
+        assert!(Money::from_stored(100, "XXX").is_err());
     }
 
     #[test]

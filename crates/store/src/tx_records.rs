@@ -1,4 +1,4 @@
-use dcbhub_domain::Timestamp;
+use dcbhub_domain::{Customer, Money, ParseError, Timestamp};
 
 use crate::NewNotification;
 
@@ -86,6 +86,16 @@ pub struct TransactionRecord {
     pub check_attempts: u32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl TransactionRecord {
+    pub fn customer(&self) -> Result<Customer, ParseError> {
+        Customer::parse_stored(&self.customer_kind, &self.customer)
+    }
+
+    pub fn money(&self) -> Result<Money, ParseError> {
+        Money::from_stored(self.amount_minor, &self.currency)
+    }
 }
 
 /// Spending limits of one account, in its currency's minor units, with the windows' starts.

@@ -173,16 +173,9 @@ async fn care_refund(
         None => dcbhub_domain::Money::from_minor(dcbhub_domain::MinorUnits::new(left), currency)
             .map_err(|_| ApiError::RefundExceedsOriginal)?,
     };
-    let customer = match original.customer_kind.as_str() {
-        "email" => Customer::Email(
-            dcbhub_domain::Email::parse(&original.customer)
-                .map_err(|e| ApiError::internal("care refund", e))?,
-        ),
-        _ => Customer::Msisdn(
-            dcbhub_domain::Msisdn::parse(&original.customer)
-                .map_err(|e| ApiError::internal("care refund", e))?,
-        ),
-    };
+    let customer = original
+        .customer()
+        .map_err(|e| ApiError::internal("care refund", e))?;
     let cmd = ChargeCommand {
         ext_transaction_id: ExtTransactionId::parse(&body.ext_transaction_id)?,
         customer,
