@@ -5,6 +5,7 @@
 #
 #   scripts/fuzz-smoke.sh                  # ~20 s per target
 #   FUZZ_SECONDS=600 scripts/fuzz-smoke.sh # a longer run
+#   FUZZ_SEED=1 scripts/fuzz-smoke.sh      # libFuzzer's random seed fixed (CI)
 #
 # Every target runs; if any crashed, the script ends with a non-zero status. libFuzzer saves
 # the input under fuzz/artifacts/<target>/ (reproduce: see docs/FUZZING.md).
@@ -40,13 +41,14 @@ failed=()
 for target in $(cargo fuzz list); do
   echo "== fuzzing $target for ${SECONDS_PER_TARGET} s"
   mkdir -p "corpus/$target"
-  dict=()
-  [[ "$target" == request_body ]] && dict=(-dict=dicts/json.dict)
+  extra=()
+  [[ -n "${FUZZ_SEED:-}" ]] && extra+=(-seed="$FUZZ_SEED")
+  [[ "$target" == request_body ]] && extra+=(-dict=dicts/json.dict)
   log="target/fuzz-$target.log"
   status=0
   cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -print_final_stats=1 \
-    "${dict[@]}" >"$log" 2>&1 || status=$?
+    "${extra[@]}" >"$log" 2>&1 || status=$?
   grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
   if [[ "$status" -ne 0 ]]; then
     grep -E -A3 "panicked at|^SUMMARY|Test unit written" "$log" >&2 || tail -40 "$log" >&2

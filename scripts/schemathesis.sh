@@ -5,6 +5,7 @@
 #
 #   scripts/schemathesis.sh            # ~30 examples per operation
 #   ST_MAX_EXAMPLES=200 scripts/schemathesis.sh
+#   ST_SEED=1 scripts/schemathesis.sh            # the same examples every run (CI)
 #   ST_EXCLUDE_CHECKS= scripts/schemathesis.sh   # every check, positive_data_acceptance too
 #
 # It builds target/debug/dcbhub (or uses $DCBHUB_BIN), starts it on a free port with a
@@ -91,6 +92,7 @@ common=(
   ${EXCLUDE_CHECKS:+--exclude-checks "$EXCLUDE_CHECKS"}
   --max-examples "$MAX_EXAMPLES"
   --generation-database none
+  ${ST_SEED:+--seed "$ST_SEED"}
   --no-color
 )
 status=0

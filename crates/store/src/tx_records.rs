@@ -135,6 +135,46 @@ pub struct NewTransaction {
     pub processing_until: Timestamp,
 }
 
+impl NewTransaction {
+    /// The `PENDING` row this transaction is written as, so that a store need not read back
+    /// what it has just inserted.
+    pub fn into_record(
+        self,
+        created_at: Timestamp,
+        original_ext_transaction_id: Option<String>,
+    ) -> TransactionRecord {
+        TransactionRecord {
+            id: self.id,
+            partner_id: self.partner_id,
+            ext_transaction_id: self.ext_transaction_id,
+            fingerprint: self.fingerprint,
+            tx_type: self.tx_type,
+            status: TxStatus::Pending,
+            customer: self.customer,
+            customer_kind: self.customer_kind,
+            csp_id: self.csp_id,
+            account_key: self.account_key,
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            description: self.description,
+            product_code: self.product_code,
+            tax_included: self.tax_included,
+            original_id: self.original_id,
+            original_ext_transaction_id,
+            refunded_minor: 0,
+            csp_reference: None,
+            reservation_ref: None,
+            failure_code: None,
+            pin_id: self.consume_pin,
+            processing_until: self.processing_until,
+            next_check_at: self.processing_until,
+            check_attempts: 0,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BeginOutcome {
     Created(TransactionRecord),

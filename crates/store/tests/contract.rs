@@ -701,6 +701,15 @@ async fn transactions_are_idempotent_and_final(store: Arc<dyn Store>) {
         (tx.status, tx.amount_minor, tx.refunded_minor),
         (TxStatus::Pending, 499, 0)
     );
+    assert_eq!(
+        store
+            .transaction_by_ext(p.id, "ott-1")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(tx),
+        "begin answers exactly the row it stored"
+    );
     let receipt = note(p.id, "+447700900000", "Receipt");
     let done = store
         .settle_transaction(
@@ -715,6 +724,15 @@ async fn transactions_are_idempotent_and_final(store: Arc<dyn Store>) {
     assert_eq!(
         (done.status, done.csp_reference.as_deref()),
         (TxStatus::Success, Some("csp-1"))
+    );
+    assert_eq!(
+        store
+            .transaction_by_ext(p.id, "ott-1")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&done),
+        "settle answers exactly the row it stored"
     );
     // A second settlement (a late CSP answer, the reconciler) changes nothing and queues nothing.
     let again = store
@@ -935,6 +953,14 @@ async fn parallel_refunds_never_exceed_the_original(store: Arc<dyn Store>) {
         panic!("{last:?}")
     };
     assert_eq!(last.original_ext_transaction_id.as_deref(), Some("orig"));
+    assert_eq!(
+        store
+            .transaction_by_ext(p.id, "last")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&last)
+    );
     assert_eq!(
         store
             .begin_transaction(refund("over".into(), 1))

@@ -112,12 +112,13 @@ enum Refusal {
     Consent,
 }
 
-/// The checks that must hold with the insert; the caller rolls back on a refusal.
+/// The checks that must hold with the insert; the caller rolls back on a refusal. For a
+/// refund, answers the original's `extTransactionID`.
 async fn check_after_insert(
     conn: &mut PgConnection,
     new: &NewTransaction,
     now: Timestamp,
-) -> Result<Option<Refusal>, StoreError> {
+) -> Result<Result<Option<String>, Refusal>, StoreError> {
     if let Some(limits) = &new.limits {
         // The new row is already counted in the sums.
         let over = new.amount_minor > limits.per_transaction
@@ -126,18 +127,22 @@ async fn check_after_insert(
             || spent_since(conn, &new.account_key, &new.currency, limits.month_start).await?
                 > limits.per_month;
         if over {
-            return Ok(Some(Refusal::Limit));
+            return Ok(Err(Refusal::Limit));
         }
     }
+    let mut original_ext = None;
     if let Some(original) = &new.original_id {
         // Locked by the caller before the insert.
-        let row = sqlx::query("SELECT amount_minor, status FROM transactions WHERE id = $1")
-            .bind(original)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(
+            "SELECT amount_minor, status, ext_transaction_id FROM transactions WHERE id = $1",
+        )
+        .bind(original)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let amount: i64 = row.try_get(0)?;
         let status: String = row.try_get(1)?;
+        original_ext = Some(row.try_get::<String, _>(2)?);
         let refunding: Option<i64> = sqlx::query_scalar(
             "SELECT SUM(amount_minor)::BIGINT FROM transactions WHERE original_id = $1 AND status IN ('PENDING', 'SUCCESS')",
         )
@@ -145,7 +150,7 @@ async fn check_after_insert(
         .fetch_one(&mut *conn)
         .await?;
         if status != "SUCCESS" || refunding.unwrap_or(0) > amount {
-            return Ok(Some(Refusal::Refund));
+            return Ok(Err(Refusal::Refund));
         }
     }
     if let Some(pin_id) = &new.consume_pin {
@@ -160,10 +165,10 @@ async fn check_after_insert(
         .await?
         .rows_affected();
         if used == 0 {
-            return Ok(Some(Refusal::Consent));
+            return Ok(Err(Refusal::Consent));
         }
     }
-    Ok(None)
+    Ok(Ok(original_ext))
 }
 
 #[async_trait]
@@ -223,17 +228,19 @@ impl TransactionStore for PgStore {
                 .ok_or(StoreError::NotFound)?;
             return Ok(BeginOutcome::Existing(existing));
         }
-        if let Some(refusal) = check_after_insert(&mut tx, &new, now).await? {
-            tx.rollback().await?;
-            return Ok(match refusal {
-                Refusal::Limit => BeginOutcome::LimitExceeded,
-                Refusal::Refund => BeginOutcome::RefundExceedsOriginal,
-                Refusal::Consent => BeginOutcome::ConsentUnusable,
-            });
-        }
-        let record = by_id(&mut tx, &new.id).await?.ok_or(StoreError::NotFound)?;
+        let original_ext = match check_after_insert(&mut tx, &new, now).await? {
+            Ok(original_ext) => original_ext,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(match refusal {
+                    Refusal::Limit => BeginOutcome::LimitExceeded,
+                    Refusal::Refund => BeginOutcome::RefundExceedsOriginal,
+                    Refusal::Consent => BeginOutcome::ConsentUnusable,
+                });
+            }
+        };
         tx.commit().await?;
-        Ok(BeginOutcome::Created(record))
+        Ok(BeginOutcome::Created(new.into_record(now, original_ext)))
     }
 
     async fn settle_transaction(
@@ -250,33 +257,37 @@ impl TransactionStore for PgStore {
             }
             Settlement::Failed { failure_code } => ("FAILED", None, Some(failure_code.as_str())),
         };
-        let moved = sqlx::query(
-            "UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3, updated_at = $4
-             WHERE id = $5 AND status = 'PENDING'",
-        )
+        let moved = sqlx::query(concat!(
+            "UPDATE transactions AS t SET status = $1, csp_reference = $2, failure_code = $3, updated_at = $4
+             WHERE t.id = $5 AND t.status = 'PENDING' RETURNING ",
+            tx_columns!()
+        ))
         .bind(status)
         .bind(reference)
         .bind(code)
         .bind(now.unix_millis())
         .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let record = by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        if moved == 1 {
-            if let (TxType::Refund, TxStatus::Success, Some(original)) =
-                (record.tx_type, record.status, &record.original_id)
-            {
-                sqlx::query("UPDATE transactions SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3")
-                    .bind(record.amount_minor)
-                    .bind(now.unix_millis())
-                    .bind(original)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(n) = &receipt {
-                insert_notification(&mut tx, n, now).await?;
-            }
+        .fetch_optional(&mut *tx)
+        .await?;
+        // Already final (a late or repeated answer): nothing changes; answer what is stored.
+        let Some(row) = moved else {
+            tx.rollback().await?;
+            let mut conn = self.pool.acquire().await?;
+            return by_id(&mut conn, id).await?.ok_or(StoreError::NotFound);
+        };
+        let record = from_row(&row)?;
+        if let (TxType::Refund, TxStatus::Success, Some(original)) =
+            (record.tx_type, record.status, &record.original_id)
+        {
+            sqlx::query("UPDATE transactions SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3")
+                .bind(record.amount_minor)
+                .bind(now.unix_millis())
+                .bind(original)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(n) = &receipt {
+            insert_notification(&mut tx, n, now).await?;
         }
         tx.commit().await?;
         Ok(record)

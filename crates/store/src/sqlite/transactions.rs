@@ -19,6 +19,17 @@ macro_rules! tx_columns {
     };
 }
 
+/// The same columns for `RETURNING`, where SQLite knows the table by its name only.
+macro_rules! returned_columns {
+    () => {
+        "id, partner_id, ext_transaction_id, fingerprint, type, status, customer, customer_kind, \
+         csp_id, account_key, amount_minor, currency, description, product_code, tax_included, \
+         original_id, (SELECT o.ext_transaction_id FROM transactions o WHERE o.id = transactions.original_id), \
+         refunded_minor, csp_reference, failure_code, pin_id, processing_until, next_check_at, \
+         check_attempts, created_at, updated_at, reservation_ref"
+    };
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TransactionRecord, StoreError>> {
     let tx_type: String = row.get(4)?;
     let status: String = row.get(5)?;
@@ -104,7 +115,7 @@ fn spent_since(
         .query_row(params![account_key, currency, since.unix_millis()], |r| r.get(0))?)
 }
 
-fn begin(conn: &Connection, new: &NewTransaction) -> Result<BeginOutcome, StoreError> {
+fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
     // The single writer runs this whole function alone: every check below holds until the
     // insert commits.
     if let Some(existing) = by_ext(conn, new.partner_id, &new.ext_transaction_id)? {
@@ -123,12 +134,16 @@ fn begin(conn: &Connection, new: &NewTransaction) -> Result<BeginOutcome, StoreE
             return Ok(BeginOutcome::LimitExceeded);
         }
     }
+    let mut original_ext = None;
     if let Some(original) = &new.original_id {
-        let (amount, status): (i64, String) = conn
-            .prepare_cached("SELECT amount_minor, status FROM transactions WHERE id = ?1")?
-            .query_row([original], |r| Ok((r.get(0)?, r.get(1)?)))
+        let (amount, status, ext): (i64, String, String) = conn
+            .prepare_cached(
+                "SELECT amount_minor, status, ext_transaction_id FROM transactions WHERE id = ?1",
+            )?
+            .query_row([original], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
             .ok_or(StoreError::NotFound)?;
+        original_ext = Some(ext);
         let refunding: i64 = conn
             .prepare_cached(
                 "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
@@ -176,9 +191,7 @@ fn begin(conn: &Connection, new: &NewTransaction) -> Result<BeginOutcome, StoreE
         new.processing_until.unix_millis(),
         now.unix_millis()
     ])?;
-    by_id(conn, &new.id)?
-        .map(BeginOutcome::Created)
-        .ok_or(StoreError::NotFound)
+    Ok(BeginOutcome::Created(new.into_record(now, original_ext)))
 }
 
 fn settle(
@@ -193,24 +206,28 @@ fn settle(
         Settlement::Failed { failure_code } => ("FAILED", None, Some(failure_code.as_str())),
     };
     let moved = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE transactions SET status = ?1, csp_reference = ?2, failure_code = ?3, updated_at = ?4
-             WHERE id = ?5 AND status = 'PENDING'",
+             WHERE id = ?5 AND status = 'PENDING' RETURNING ",
+            returned_columns!()
+        ))?
+        .query_row(params![status, reference, code, now.unix_millis(), id], from_row)
+        .optional()?
+        .transpose()?;
+    // Already final (a late or repeated answer): nothing changes; answer what is stored.
+    let Some(record) = moved else {
+        return by_id(conn, id)?.ok_or(StoreError::NotFound);
+    };
+    if let (TxType::Refund, TxStatus::Success, Some(original)) =
+        (record.tx_type, record.status, &record.original_id)
+    {
+        conn.prepare_cached(
+            "UPDATE transactions SET refunded_minor = refunded_minor + ?1, updated_at = ?2 WHERE id = ?3",
         )?
-        .execute(params![status, reference, code, now.unix_millis(), id])?;
-    let record = by_id(conn, id)?.ok_or(StoreError::NotFound)?;
-    if moved == 1 {
-        if let (TxType::Refund, TxStatus::Success, Some(original)) =
-            (record.tx_type, record.status, &record.original_id)
-        {
-            conn.prepare_cached(
-                "UPDATE transactions SET refunded_minor = refunded_minor + ?1, updated_at = ?2 WHERE id = ?3",
-            )?
-            .execute(params![record.amount_minor, now.unix_millis(), original])?;
-        }
-        if let Some(n) = receipt {
-            insert_notification(conn, n, now)?;
-        }
+        .execute(params![record.amount_minor, now.unix_millis(), original])?;
+    }
+    if let Some(n) = receipt {
+        insert_notification(conn, n, now)?;
     }
     Ok(record)
 }
@@ -218,7 +235,7 @@ fn settle(
 #[async_trait]
 impl TransactionStore for SqliteStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
-        self.writer.write(move |conn| begin(conn, &new)).await
+        self.writer.write(move |conn| begin(conn, new)).await
     }
 
     async fn settle_transaction(
