@@ -97,6 +97,8 @@ pub struct Hub {
     pub pin: PinPolicy,
     pub notifications: NotificationPolicy,
     pub transactions: TransactionPolicy,
+    /// Messages this instance delivers right after queuing them.
+    pub handoff: crate::outbox::Handoff,
 }
 
 impl Hub {

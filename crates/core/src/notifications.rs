@@ -86,6 +86,7 @@ impl Hub {
             redacted_text: spec.redacted_text,
             ext_transaction_id: spec.ext_transaction_id,
             locale: spec.locale,
+            leased_until: None,
         }
     }
 

@@ -3,53 +3,129 @@
 //! configured attempts. Several instances share the work through the store's leases.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use dcbhub_connectors::{CallContext, Notification, NotifyOutcome};
 use dcbhub_domain::{Customer, NotificationId, PartnerCode, Timestamp};
 use dcbhub_notify::{DeliveryError, OutboundMessage};
 use dcbhub_store::{DeliveryResult, NotificationRecord};
+use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::Hub;
+
+/// Messages this instance delivers itself, straight after the write that queued them has
+/// committed. They are written already leased to it, so the worker skips the lease write and
+/// the wait for its next poll; should the instance stop before recording the delivery, the
+/// lease lapses and any worker picks the message up as usual.
+pub struct Handoff {
+    tx: mpsc::Sender<NotificationRecord>,
+    rx: Mutex<Option<mpsc::Receiver<NotificationRecord>>>,
+    /// A worker is taking hand-offs.
+    taken: AtomicBool,
+}
+
+impl Handoff {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// Until when a message queued now should be leased to this instance; `None` (queue it
+    /// for any worker) when no worker takes hand-offs or their queue is full.
+    pub fn lease_until(&self, lease_ms: i64) -> Option<Timestamp> {
+        (self.taken.load(Ordering::Relaxed) && self.tx.capacity() > 0)
+            .then(|| Timestamp::now().plus_millis(lease_ms))
+    }
+
+    /// Passes a committed, leased message to the worker. When the queue has filled up since
+    /// [`Handoff::lease_until`], the message waits for its lease to lapse instead.
+    pub fn offer(&self, message: NotificationRecord) {
+        if self.tx.try_send(message).is_err() {
+            metrics::counter!("dcbhub_outbox_handoff_overflow_total").increment(1);
+        }
+    }
+
+    fn take(&self) -> Option<mpsc::Receiver<NotificationRecord>> {
+        let rx = self.rx.lock().take();
+        self.taken.store(rx.is_some(), Ordering::Relaxed);
+        rx
+    }
+}
 
 /// Runs until `stop` turns true.
 pub async fn run_outbox_worker(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let idle = Duration::from_millis(hub.notifications.poll_interval_ms);
-    let mut last_gauges = std::time::Instant::now() - Duration::from_secs(10);
+    let max = usize::try_from(hub.notifications.batch)
+        .unwrap_or(64)
+        .max(1);
+    let mut handed = hub.handoff.take();
+    let mut last_gauges = Instant::now() - Duration::from_secs(10);
+    let mut last_poll = Instant::now() - idle;
     loop {
         if *stop.borrow() {
             return;
         }
         if last_gauges.elapsed() >= Duration::from_secs(1) {
             publish_gauges(&hub).await;
-            last_gauges = std::time::Instant::now();
+            last_gauges = Instant::now();
         }
-        let batch = match hub
-            .store
-            .lease_notifications(
-                Timestamp::now(),
-                hub.notifications.batch,
-                hub.notifications.lease_ms,
-            )
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot lease notifications");
-                Vec::new()
+        let mut batch = Vec::new();
+        if let Some(rx) = handed.as_mut() {
+            while batch.len() < max {
+                match rx.try_recv() {
+                    Ok(n) => batch.push(n),
+                    Err(_) => break,
+                }
             }
-        };
+        }
+        // Retries and lapsed leases are polled for even while hand-offs keep coming.
+        if batch.is_empty() || last_poll.elapsed() >= idle {
+            last_poll = Instant::now();
+            batch.extend(lease(&hub).await);
+        }
         if batch.is_empty() {
+            let handoff = async {
+                match handed.as_mut() {
+                    Some(rx) => rx.recv_many(&mut batch, max).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                _ = handoff => {}
                 _ = tokio::time::sleep(idle) => {}
                 _ = stop.changed() => {}
             }
-            continue;
+            if batch.is_empty() {
+                continue;
+            }
         }
         let results = futures::future::join_all(batch.iter().map(|n| deliver_one(&hub, n))).await;
         record(&hub, &batch, results).await;
+    }
+}
+
+async fn lease(hub: &Hub) -> Vec<NotificationRecord> {
+    match hub
+        .store
+        .lease_notifications(
+            Timestamp::now(),
+            hub.notifications.batch,
+            hub.notifications.lease_ms,
+        )
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot lease notifications");
+            Vec::new()
+        }
     }
 }
 

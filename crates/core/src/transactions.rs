@@ -425,11 +425,22 @@ impl Hub {
     ) -> Result<TransactionRecord, TxError> {
         match outcome {
             ChargeOutcome::Success { csp_reference } => {
-                let receipt = self.receipt(partner, &record);
-                Ok(self
+                let mut receipt = self.receipt(partner, &record);
+                if let Some(n) = receipt.as_mut() {
+                    n.leased_until = self.handoff.lease_until(self.notifications.lease_ms);
+                }
+                let handed = receipt
+                    .as_ref()
+                    .filter(|n| n.leased_until.is_some())
+                    .map(|n| n.to_record(Timestamp::now()));
+                let settled = self
                     .store
                     .settle_transaction(&record.id, Settlement::Success { csp_reference }, receipt)
-                    .await?)
+                    .await?;
+                if let (true, Some(message)) = (settled.moved, handed) {
+                    self.handoff.offer(message);
+                }
+                Ok(settled.record)
             }
             ChargeOutcome::Declined(reason) => Ok(self
                 .store
@@ -440,7 +451,8 @@ impl Hub {
                     },
                     None,
                 )
-                .await?),
+                .await?
+                .record),
             ChargeOutcome::Unknown => {
                 let next = Timestamp::now().plus_millis(self.transactions.reconcile_first_delay_ms);
                 self.store.defer_transaction(&record.id, next).await?;

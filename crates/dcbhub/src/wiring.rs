@@ -23,6 +23,9 @@ use crate::config::{ChannelName, Config, CspConfig, CspKind, LimitsConfig};
 pub const SANDBOX_ID: &str = "sandbox";
 const SANDBOX_PREFIX: &str = "447700900";
 
+/// Receipts waiting for this instance's outbox worker; beyond that they wait for their lease.
+const HANDOFF_QUEUE: usize = 8192;
+
 pub fn build_hub(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Hub>> {
     let mut entries = Vec::new();
     let mut settings = HashMap::new();
@@ -68,6 +71,7 @@ pub fn build_hub(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<H
         csps,
         settings,
         sandbox,
+        handoff: dcbhub_core::outbox::Handoff::new(HANDOFF_QUEUE),
         pin: PinPolicy {
             length: p.length,
             ttl_ms: i64::from(p.ttl_secs) * 1000,

@@ -35,7 +35,7 @@ pub use traits::{
     MetaStore, OutboxStore, PartnerStore, PinStore, SettlementStore, Store, TransactionStore,
 };
 pub use tx_records::{
-    BeginOutcome, NewTransaction, Receipt, Settlement, SpendingLimits, TransactionQuery,
+    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, SpendingLimits, TransactionQuery,
     TransactionRecord, TxStatus, TxType,
 };
 

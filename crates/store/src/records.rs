@@ -88,6 +88,38 @@ pub struct NewNotification {
     pub subject: Option<String>,
     pub ext_transaction_id: Option<String>,
     pub locale: Option<String>,
+    /// Written already leased until then, by an instance that delivers it itself right after
+    /// the commit; `None` queues it for any outbox worker to lease.
+    pub leased_until: Option<Timestamp>,
+}
+
+impl NewNotification {
+    /// The row as it is written (its first attempt leased when `leased_until` is set).
+    pub fn to_record(&self, created_at: Timestamp) -> NotificationRecord {
+        NotificationRecord {
+            id: self.id.as_str().to_owned(),
+            partner_id: self.partner_id,
+            partner_code: self.partner_code.clone(),
+            recipient: self.recipient.as_str().to_owned(),
+            recipient_kind: self.recipient.kind().to_owned(),
+            csp_id: self.csp_id.clone(),
+            channel: self.channel.clone(),
+            kind: self.kind.clone(),
+            text: self.text.clone(),
+            subject: self.subject.clone(),
+            status: NotificationStatus::Queued,
+            attempts: self.first_attempts(),
+            next_attempt_at: self.leased_until.unwrap_or(created_at),
+            last_error: None,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    /// `attempts` of the new row: a leased row's first attempt has begun.
+    pub fn first_attempts(&self) -> u32 {
+        u32::from(self.leased_until.is_some())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use crate::settlement_records::{
 use crate::{
     ApiKeyRecord, AuthRecord, BeginOutcome, DeliveryResult, EnqueueOutcome, NewNotification,
     NewPartner, NewPin, NewTransaction, NotificationRecord, PartnerRecord, PinCheckOutcome,
-    PinRecord, PinSendOutcome, PinSendPolicy, Receipt, Settlement, StoreError, TransactionQuery,
-    TransactionRecord,
+    PinRecord, PinSendOutcome, PinSendPolicy, Receipt, Settled, Settlement, StoreError,
+    TransactionQuery, TransactionRecord,
 };
 
 /// Partners (OTT organisations) and their API keys.
@@ -138,14 +138,14 @@ pub trait TransactionStore: Send + Sync {
     /// `extTransactionID`. Spending limits, refundable amounts and the consent are checked
     /// and used atomically with the insert.
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError>;
-    /// Moves a PENDING transaction to its final state (queuing `receipt` with it) and
-    /// returns the record; a transaction already final is returned unchanged.
+    /// Moves a PENDING transaction to its final state (queuing `receipt` with it); a
+    /// transaction already final stays unchanged (and no receipt is queued).
     async fn settle_transaction(
         &self,
         id: &str,
         settlement: Settlement,
         receipt: Receipt,
-    ) -> Result<TransactionRecord, StoreError>;
+    ) -> Result<Settled, StoreError>;
     /// Removes a PENDING transaction the CSP refused before charging, giving back its PIN
     /// consent: the partner may send the same `extTransactionID` again.
     async fn abandon_transaction(&self, id: &str) -> Result<(), StoreError>;

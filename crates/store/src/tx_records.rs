@@ -194,6 +194,16 @@ pub enum Settlement {
     Failed { failure_code: String },
 }
 
+/// What `settle_transaction` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The transaction as stored now.
+    pub record: TransactionRecord,
+    /// This call moved it out of PENDING (and queued its receipt); false when it was final
+    /// already.
+    pub moved: bool,
+}
+
 /// A page of the care search.
 #[derive(Clone, Debug)]
 pub struct TransactionQuery {

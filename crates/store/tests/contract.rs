@@ -47,6 +47,7 @@ contract!(
     config_version_grows_with_every_change,
     outbox_enqueue_rate_limit_and_read,
     outbox_leases_are_exclusive_and_complete_once,
+    receipts_written_leased_wait_for_their_lease,
     pin_attempts_are_counted_atomically,
     pin_resend_rules_and_account_cap,
     transactions_are_idempotent_and_final,
@@ -245,6 +246,7 @@ fn note(partner_id: i64, to: &str, text: &str) -> NewNotification {
         subject: None,
         ext_transaction_id: None,
         locale: None,
+        leased_until: None,
     }
 }
 
@@ -309,6 +311,80 @@ async fn outbox_enqueue_rate_limit_and_read(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(depth, 5);
     assert!(oldest.is_some());
+}
+
+/// A receipt its instance delivers itself is written leased: no worker takes it while the
+/// lease runs, its delivery completes as attempt 1, and a lapsed lease frees it for anyone.
+async fn receipts_written_leased_wait_for_their_lease(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let mut settled = Vec::new();
+    for ext in ["a", "b"] {
+        let BeginOutcome::Created(tx) = store
+            .begin_transaction(charge(p.id, ext, "447700900000", 100))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let receipt = NewNotification {
+            leased_until: Some(now.plus_millis(60_000)),
+            ..note(p.id, "+447700900000", "Receipt")
+        };
+        let expected = receipt.to_record(now);
+        let done = store
+            .settle_transaction(
+                &tx.id,
+                Settlement::Success {
+                    csp_reference: "c".into(),
+                },
+                Some(receipt),
+            )
+            .await
+            .unwrap();
+        assert!(done.moved);
+        assert_eq!(
+            (expected.attempts, expected.next_attempt_at),
+            (1, now.plus_millis(60_000))
+        );
+        settled.push(expected);
+    }
+    assert!(
+        store
+            .lease_notifications(now.plus_millis(59_000), 10, 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased to the instance that wrote them"
+    );
+    assert!(
+        store
+            .complete_notification(&settled[0].id, 1, DeliveryResult::Sent)
+            .await
+            .unwrap()
+    );
+    let lapsed = store
+        .lease_notifications(now.plus_millis(61_000), 10, 30_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        lapsed
+            .iter()
+            .map(|n| (n.id.as_str(), n.attempts))
+            .collect::<Vec<_>>(),
+        vec![(settled[1].id.as_str(), 2)],
+        "only the undelivered one, as its second attempt"
+    );
+    assert!(
+        !store
+            .complete_notification(&settled[1].id, 1, DeliveryResult::Sent)
+            .await
+            .unwrap(),
+        "the first holder's lease is gone"
+    );
 }
 
 async fn outbox_leases_are_exclusive_and_complete_once(store: Arc<dyn Store>) {
@@ -721,6 +797,8 @@ async fn transactions_are_idempotent_and_final(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
+    assert!(done.moved);
+    let done = done.record;
     assert_eq!(
         (done.status, done.csp_reference.as_deref()),
         (TxStatus::Success, Some("csp-1"))
@@ -745,7 +823,10 @@ async fn transactions_are_idempotent_and_final(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    assert_eq!(again.status, TxStatus::Success);
+    assert_eq!(
+        (again.record.status, again.moved),
+        (TxStatus::Success, false)
+    );
     let (depth, _) = store.outbox_depth(Timestamp::now()).await.unwrap();
     assert_eq!(depth, 1, "one receipt");
     // Another partner's identical id is its own transaction.

@@ -1,3 +1,5 @@
+-- Three-valued CHECKs are spelled with OR: SQLite compiles `IN` with three or more values
+-- into an ephemeral table on every insert and update of the column.
 -- The outbox: every customer message is a row written in the same transaction as the request
 -- that causes it; the worker leases due rows by pushing next_attempt_at forward.
 CREATE TABLE notifications (
@@ -15,7 +17,7 @@ CREATE TABLE notifications (
     subject            TEXT,
     ext_transaction_id TEXT,
     locale             TEXT,
-    status             TEXT    NOT NULL CHECK (status IN ('QUEUED', 'SENT', 'FAILED')),
+    status             TEXT    NOT NULL CHECK (status = 'QUEUED' OR status = 'SENT' OR status = 'FAILED'),
     attempts           INTEGER NOT NULL DEFAULT 0,
     next_attempt_at    INTEGER NOT NULL,
     last_error         TEXT,

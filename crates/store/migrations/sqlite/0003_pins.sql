@@ -1,3 +1,5 @@
+-- Three-valued CHECKs are spelled with OR: SQLite compiles `IN` with three or more values
+-- into an ephemeral table on every insert and update of the column.
 -- PIN challenges: only a keyed hash of the code is kept. A challenge is ACTIVE while the
 -- customer may still enter it, VALIDATED once entered correctly (consent given), CONSUMED
 -- once a transaction used that consent.
@@ -17,7 +19,7 @@ CREATE TABLE pin_challenges (
     last_sent_at       INTEGER NOT NULL,
     expires_at         INTEGER NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
-    status             TEXT    NOT NULL CHECK (status IN ('ACTIVE', 'VALIDATED', 'CONSUMED')),
+    status             TEXT    NOT NULL CHECK (status = 'ACTIVE' OR status = 'VALIDATED' OR status = 'CONSUMED'),
     consent_expires_at INTEGER,
     created_at         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL

@@ -1,3 +1,5 @@
+-- Three-valued CHECKs are spelled with OR: SQLite compiles `IN` with three or more values
+-- into an ephemeral table on every insert and update of the column.
 -- Charges and refunds. A row is written PENDING before the CSP is called; PENDING moves once,
 -- to SUCCESS or FAILED, and those never change. (partner_id, ext_transaction_id) is the
 -- idempotency key; `fingerprint` tells a repeat from a different request.
@@ -7,7 +9,7 @@ CREATE TABLE transactions (
     ext_transaction_id TEXT    NOT NULL,
     fingerprint        TEXT    NOT NULL,
     type               TEXT    NOT NULL CHECK (type IN ('CHARGE', 'REFUND')),
-    status             TEXT    NOT NULL CHECK (status IN ('PENDING', 'SUCCESS', 'FAILED')),
+    status             TEXT    NOT NULL CHECK (status = 'PENDING' OR status = 'SUCCESS' OR status = 'FAILED'),
     customer           TEXT    NOT NULL,
     customer_kind      TEXT    NOT NULL CHECK (customer_kind IN ('msisdn', 'email')),
     csp_id             TEXT    NOT NULL,

@@ -51,7 +51,7 @@ pub(crate) async fn insert_notification(
         "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
              redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
              partner_code)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'QUEUED', 0, $13, $13, $13, $14)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'QUEUED', $15, $16, $13, $13, $14)",
     )
     .bind(n.id.as_str())
     .bind(n.partner_id)
@@ -67,6 +67,8 @@ pub(crate) async fn insert_notification(
     .bind(&n.locale)
     .bind(now.unix_millis())
     .bind(&n.partner_code)
+    .bind(i32::try_from(n.first_attempts()).unwrap_or(0))
+    .bind(n.leased_until.unwrap_or(now).unix_millis())
     .execute(conn)
     .await?;
     Ok(())

@@ -6,7 +6,7 @@ use sqlx::{PgConnection, Row};
 use super::PgStore;
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, NewTransaction, Receipt, Settlement, StoreError, TransactionQuery,
+    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, StoreError, TransactionQuery,
     TransactionRecord, TransactionStore, TxStatus, TxType,
 };
 
@@ -95,7 +95,7 @@ async fn spent_since(
 ) -> Result<i64, StoreError> {
     let sum: Option<i64> = sqlx::query_scalar(
         "SELECT SUM(amount_minor)::BIGINT FROM transactions
-         WHERE account_key = $1 AND currency = $2 AND type = 'CHARGE' AND status IN ('PENDING', 'SUCCESS')
+         WHERE account_key = $1 AND currency = $2 AND type = 'CHARGE' AND status <> 'FAILED'
            AND created_at >= $3",
     )
     .bind(account_key)
@@ -144,7 +144,7 @@ async fn check_after_insert(
         let status: String = row.try_get(1)?;
         original_ext = Some(row.try_get::<String, _>(2)?);
         let refunding: Option<i64> = sqlx::query_scalar(
-            "SELECT SUM(amount_minor)::BIGINT FROM transactions WHERE original_id = $1 AND status IN ('PENDING', 'SUCCESS')",
+            "SELECT SUM(amount_minor)::BIGINT FROM transactions WHERE original_id = $1 AND status <> 'FAILED'",
         )
         .bind(original)
         .fetch_one(&mut *conn)
@@ -248,7 +248,7 @@ impl TransactionStore for PgStore {
         id: &str,
         settlement: Settlement,
         receipt: Receipt,
-    ) -> Result<TransactionRecord, StoreError> {
+    ) -> Result<Settled, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = Timestamp::now();
         let (status, reference, code) = match &settlement {
@@ -273,7 +273,11 @@ impl TransactionStore for PgStore {
         let Some(row) = moved else {
             tx.rollback().await?;
             let mut conn = self.pool.acquire().await?;
-            return by_id(&mut conn, id).await?.ok_or(StoreError::NotFound);
+            let record = by_id(&mut conn, id).await?.ok_or(StoreError::NotFound)?;
+            return Ok(Settled {
+                record,
+                moved: false,
+            });
         };
         let record = from_row(&row)?;
         if let (TxType::Refund, TxStatus::Success, Some(original)) =
@@ -290,7 +294,10 @@ impl TransactionStore for PgStore {
             insert_notification(&mut tx, n, now).await?;
         }
         tx.commit().await?;
-        Ok(record)
+        Ok(Settled {
+            record,
+            moved: true,
+        })
     }
 
     async fn abandon_transaction(&self, id: &str) -> Result<(), StoreError> {

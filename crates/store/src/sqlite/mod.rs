@@ -60,7 +60,8 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // FULL: a commit is on disk before anyone is answered. Checkpoints run on their own
     // thread (see `start_checkpointer`) to keep them off the commit path.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA page_size = 1024;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = 0;",

@@ -53,7 +53,7 @@ pub(crate) fn insert_notification(
         "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
              redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
              partner_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'QUEUED', 0, ?13, ?13, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'QUEUED', ?15, ?16, ?13, ?13, ?14)",
     )?
     .execute(params![
         n.id.as_str(),
@@ -69,7 +69,9 @@ pub(crate) fn insert_notification(
         n.ext_transaction_id,
         n.locale,
         now.unix_millis(),
-        n.partner_code
+        n.partner_code,
+        n.first_attempts(),
+        n.leased_until.unwrap_or(now).unix_millis()
     ])?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, NewTransaction, Receipt, Settlement, StoreError, TransactionQuery,
+    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, StoreError, TransactionQuery,
     TransactionRecord, TransactionStore, TxStatus, TxType,
 };
 
@@ -16,17 +16,6 @@ macro_rules! tx_columns {
          t.original_id, (SELECT o.ext_transaction_id FROM transactions o WHERE o.id = t.original_id), \
          t.refunded_minor, t.csp_reference, t.failure_code, t.pin_id, t.processing_until, t.next_check_at, \
          t.check_attempts, t.created_at, t.updated_at, t.reservation_ref"
-    };
-}
-
-/// The same columns for `RETURNING`, where SQLite knows the table by its name only.
-macro_rules! returned_columns {
-    () => {
-        "id, partner_id, ext_transaction_id, fingerprint, type, status, customer, customer_kind, \
-         csp_id, account_key, amount_minor, currency, description, product_code, tax_included, \
-         original_id, (SELECT o.ext_transaction_id FROM transactions o WHERE o.id = transactions.original_id), \
-         refunded_minor, csp_reference, failure_code, pin_id, processing_until, next_check_at, \
-         check_attempts, created_at, updated_at, reservation_ref"
     };
 }
 
@@ -109,10 +98,12 @@ fn spent_since(
     Ok(conn
         .prepare_cached(
             "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
-             WHERE account_key = ?1 AND currency = ?2 AND type = 'CHARGE' AND status IN ('PENDING', 'SUCCESS')
+             WHERE account_key = ?1 AND currency = ?2 AND type = 'CHARGE' AND status <> 'FAILED'
                AND created_at >= ?3",
         )?
-        .query_row(params![account_key, currency, since.unix_millis()], |r| r.get(0))?)
+        .query_row(params![account_key, currency, since.unix_millis()], |r| {
+            r.get(0)
+        })?)
 }
 
 fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
@@ -147,7 +138,7 @@ fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreEr
         let refunding: i64 = conn
             .prepare_cached(
                 "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
-                 WHERE original_id = ?1 AND status IN ('PENDING', 'SUCCESS')",
+                 WHERE original_id = ?1 AND status <> 'FAILED'",
             )?
             .query_row([original], |r| r.get(0))?;
         if status != "SUCCESS" || refunding + new.amount_minor > amount {
@@ -199,37 +190,36 @@ fn settle(
     id: &str,
     settlement: &Settlement,
     receipt: &Receipt,
-) -> Result<TransactionRecord, StoreError> {
+) -> Result<Settled, StoreError> {
     let now = Timestamp::now();
     let (status, reference, code) = match settlement {
         Settlement::Success { csp_reference } => ("SUCCESS", Some(csp_reference.as_str()), None),
         Settlement::Failed { failure_code } => ("FAILED", None, Some(failure_code.as_str())),
     };
+    // A plain UPDATE and a point read: `RETURNING` costs SQLite several times more (it
+    // buffers the returned rows in an ephemeral table).
     let moved = conn
-        .prepare_cached(concat!(
+        .prepare_cached(
             "UPDATE transactions SET status = ?1, csp_reference = ?2, failure_code = ?3, updated_at = ?4
-             WHERE id = ?5 AND status = 'PENDING' RETURNING ",
-            returned_columns!()
-        ))?
-        .query_row(params![status, reference, code, now.unix_millis(), id], from_row)
-        .optional()?
-        .transpose()?;
-    // Already final (a late or repeated answer): nothing changes; answer what is stored.
-    let Some(record) = moved else {
-        return by_id(conn, id)?.ok_or(StoreError::NotFound);
-    };
-    if let (TxType::Refund, TxStatus::Success, Some(original)) =
-        (record.tx_type, record.status, &record.original_id)
-    {
-        conn.prepare_cached(
-            "UPDATE transactions SET refunded_minor = refunded_minor + ?1, updated_at = ?2 WHERE id = ?3",
+             WHERE id = ?5 AND status = 'PENDING'",
         )?
-        .execute(params![record.amount_minor, now.unix_millis(), original])?;
+        .execute(params![status, reference, code, now.unix_millis(), id])?
+        == 1;
+    let record = by_id(conn, id)?.ok_or(StoreError::NotFound)?;
+    if moved {
+        if let (TxType::Refund, TxStatus::Success, Some(original)) =
+            (record.tx_type, record.status, &record.original_id)
+        {
+            conn.prepare_cached(
+                "UPDATE transactions SET refunded_minor = refunded_minor + ?1, updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![record.amount_minor, now.unix_millis(), original])?;
+        }
+        if let Some(n) = receipt {
+            insert_notification(conn, n, now)?;
+        }
     }
-    if let Some(n) = receipt {
-        insert_notification(conn, n, now)?;
-    }
-    Ok(record)
+    Ok(Settled { record, moved })
 }
 
 #[async_trait]
@@ -243,7 +233,7 @@ impl TransactionStore for SqliteStore {
         id: &str,
         settlement: Settlement,
         receipt: Receipt,
-    ) -> Result<TransactionRecord, StoreError> {
+    ) -> Result<Settled, StoreError> {
         let id = id.to_owned();
         self.writer
             .write(move |conn| settle(conn, &id, &settlement, &receipt))

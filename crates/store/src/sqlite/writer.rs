@@ -93,8 +93,10 @@ fn commit_group(
     group: &mut Vec<Job>,
     completions: &mut Vec<Completion>,
 ) -> Result<(), rusqlite::Error> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = run_jobs(conn, group, completions).and_then(|()| conn.execute_batch("COMMIT"));
+    // Cached like every statement here: `execute_batch` would parse them at every group.
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let result = run_jobs(conn, group, completions)
+        .and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(|_| ()));
     if result.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -107,7 +109,6 @@ fn run_jobs(
     completions: &mut Vec<Completion>,
 ) -> Result<(), rusqlite::Error> {
     for job in group.drain(..) {
-        // Cached statements: these run once per write, so parsing them each time would show.
         conn.prepare_cached("SAVEPOINT w")?.execute([])?;
         // A panicking job is a bug, but it must not take the only writer down with it.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| job(conn)));
