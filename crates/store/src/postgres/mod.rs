@@ -24,8 +24,10 @@ const MIGRATION_LOCK: i64 = 0x6463_6268_7562;
 
 impl PgStore {
     pub async fn connect(url: &str, migrate: bool) -> Result<Self, StoreError> {
+        // Connections open on demand. Two instances at 32 stay well inside PostgreSQL's
+        // default 100, and more transactions in flight let one WAL flush commit more of them.
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(32)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;

@@ -6,8 +6,8 @@ use sqlx::{PgConnection, Row};
 use super::PgStore;
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, StoreError, TransactionQuery,
-    TransactionRecord, TransactionStore, TxStatus, TxType,
+    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, SpendingLimits, StoreError,
+    TransactionQuery, TransactionRecord, TransactionStore, TxStatus, TxType,
 };
 
 macro_rules! tx_columns {
@@ -87,23 +87,26 @@ async fn by_ext(
     .transpose()
 }
 
-async fn spent_since(
+/// This account's successful and pending charges since the day's and the month's start,
+/// in one scan of the month.
+async fn spent(
     conn: &mut PgConnection,
-    account_key: &str,
-    currency: &str,
-    since: Timestamp,
-) -> Result<i64, StoreError> {
-    let sum: Option<i64> = sqlx::query_scalar(
-        "SELECT SUM(amount_minor)::BIGINT FROM transactions
+    new: &NewTransaction,
+    limits: &SpendingLimits,
+) -> Result<(i64, i64), StoreError> {
+    let (day, month): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SUM(amount_minor) FILTER (WHERE created_at >= $3))::BIGINT, SUM(amount_minor)::BIGINT
+         FROM transactions
          WHERE account_key = $1 AND currency = $2 AND type = 'CHARGE' AND status <> 'FAILED'
-           AND created_at >= $3",
+           AND created_at >= LEAST($3, $4)",
     )
-    .bind(account_key)
-    .bind(currency)
-    .bind(since.unix_millis())
+    .bind(&new.account_key)
+    .bind(&new.currency)
+    .bind(limits.day_start.unix_millis())
+    .bind(limits.month_start.unix_millis())
     .fetch_one(conn)
     .await?;
-    Ok(sum.unwrap_or(0))
+    Ok((day.unwrap_or(0), month.unwrap_or(0)))
 }
 
 enum Refusal {
@@ -121,11 +124,10 @@ async fn check_after_insert(
 ) -> Result<Result<Option<String>, Refusal>, StoreError> {
     if let Some(limits) = &new.limits {
         // The new row is already counted in the sums.
-        let over = new.amount_minor > limits.per_transaction
-            || spent_since(conn, &new.account_key, &new.currency, limits.day_start).await?
-                > limits.per_day
-            || spent_since(conn, &new.account_key, &new.currency, limits.month_start).await?
-                > limits.per_month;
+        let over = new.amount_minor > limits.per_transaction || {
+            let (day, month) = spent(conn, new, limits).await?;
+            day > limits.per_day || month > limits.per_month
+        };
         if over {
             return Ok(Err(Refusal::Limit));
         }
@@ -176,13 +178,6 @@ impl TransactionStore for PgStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = Timestamp::now();
-        if new.limits.is_some() {
-            // Parallel charges of one account, on any instance, pass the limit check one by one.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!("limits:{}", new.account_key))
-                .execute(&mut *tx)
-                .await?;
-        }
         if let Some(original) = &new.original_id {
             // Before the insert: its foreign key would take a share lock on the original that
             // parallel refunds could not then upgrade without deadlocking.
@@ -191,12 +186,17 @@ impl TransactionStore for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        // Insert first: a concurrent twin waits on the unique key, then finds this row.
+        // Insert first: a concurrent twin waits on the unique key, then finds this row. With
+        // limits, the row is produced only once the account's advisory lock is held (parallel
+        // charges of one account, on any instance, pass the limit check one by one), in the
+        // same round trip. The sums then run as a later statement, whose snapshot sees what
+        // the previous holder committed.
         let inserted = sqlx::query(
             "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
                  customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
                  original_id, pin_id, processing_until, next_check_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $18)
+             SELECT $1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $18
+             FROM (SELECT CASE WHEN $19 THEN pg_advisory_xact_lock(hashtextextended('limits:' || $9, 0)) END) AS l
              ON CONFLICT ON CONSTRAINT transactions_idempotency DO NOTHING",
         )
         .bind(&new.id)
@@ -217,6 +217,7 @@ impl TransactionStore for PgStore {
         .bind(&new.consume_pin)
         .bind(new.processing_until.unix_millis())
         .bind(now.unix_millis())
+        .bind(new.limits.is_some())
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, StoreError, TransactionQuery,
-    TransactionRecord, TransactionStore, TxStatus, TxType,
+    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, SpendingLimits, StoreError,
+    TransactionQuery, TransactionRecord, TransactionStore, TxStatus, TxType,
 };
 
 macro_rules! tx_columns {
@@ -88,22 +88,30 @@ fn by_ext(
     .transpose()
 }
 
-/// Sum of this account's successful and pending charges since `since`.
-fn spent_since(
+/// This account's successful and pending charges since the day's and the month's start,
+/// in one scan of the month.
+fn spent(
     conn: &Connection,
-    account_key: &str,
-    currency: &str,
-    since: Timestamp,
-) -> Result<i64, StoreError> {
+    new: &NewTransaction,
+    limits: &SpendingLimits,
+) -> Result<(i64, i64), StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
+            "SELECT COALESCE(SUM(CASE WHEN created_at >= ?3 THEN amount_minor END), 0),
+                    COALESCE(SUM(amount_minor), 0)
+             FROM transactions
              WHERE account_key = ?1 AND currency = ?2 AND type = 'CHARGE' AND status <> 'FAILED'
-               AND created_at >= ?3",
+               AND created_at >= MIN(?3, ?4)",
         )?
-        .query_row(params![account_key, currency, since.unix_millis()], |r| {
-            r.get(0)
-        })?)
+        .query_row(
+            params![
+                new.account_key,
+                new.currency,
+                limits.day_start.unix_millis(),
+                limits.month_start.unix_millis()
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
 }
 
 fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
@@ -114,13 +122,10 @@ fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreEr
     }
     let now = Timestamp::now();
     if let Some(limits) = &new.limits {
-        let over = new.amount_minor > limits.per_transaction
-            || spent_since(conn, &new.account_key, &new.currency, limits.day_start)?
-                + new.amount_minor
-                > limits.per_day
-            || spent_since(conn, &new.account_key, &new.currency, limits.month_start)?
-                + new.amount_minor
-                > limits.per_month;
+        let over = new.amount_minor > limits.per_transaction || {
+            let (day, month) = spent(conn, &new, limits)?;
+            day + new.amount_minor > limits.per_day || month + new.amount_minor > limits.per_month
+        };
         if over {
             return Ok(BeginOutcome::LimitExceeded);
         }
