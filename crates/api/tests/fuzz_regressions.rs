@@ -15,6 +15,38 @@ impl RequestBody for Body {
     const FIELDS: &'static [&'static str] = &["amount"];
 }
 
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Charge {
+    #[serde(rename = "extTransactionID")]
+    ext_transaction_id: String,
+    msisdn: Option<String>,
+    amount: String,
+    currency: String,
+}
+
+impl RequestBody for Charge {
+    const FIELDS: &'static [&'static str] = &["extTransactionID", "msisdn", "amount", "currency"];
+}
+
+/// The fuzz smoke run in CI (seed 1) found a JSON object without `amount` refused with no
+/// field named ("does not match the request schema"), as if it were not an object at all.
+#[test]
+fn a_missing_required_field_is_named() {
+    let refused = parse_body::<Charge>(
+        b"{\"extTransactionID\":\"ott-0001\",\"msisdn\":\"+4477009000cember\"}\n",
+    )
+    .map(|_| ());
+    assert_eq!(
+        refused,
+        Err(ApiError::InvalidRequest {
+            field: Some("amount".to_owned()),
+            message: "The field amount is required.".to_owned(),
+        })
+    );
+}
+
 /// A JSON object whose key is written with an escape (`"\u0061mount"` is `"amount"`) was
 /// refused as "not a JSON object": the first pass borrowed keys as `&str`, which serde_json
 /// cannot do for escaped text.
