@@ -75,18 +75,23 @@ pub fn parse_body<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        // serde reports a missing field at the root, only in its message (`missing field
-        // `amount``); no structured form exists, so the name is read from there.
+        // serde reports a missing or repeated field at the root, only in its message
+        // (`missing field `amount``); no structured form exists, so the name is read there.
         let inner = e.inner().to_string();
-        let missing = inner
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-            .filter(|name| T::FIELDS.contains(name));
-        if let Some(name) = missing {
-            return ApiError::InvalidRequest {
-                field: Some(name.to_owned()),
-                message: format!("The field {name} is required."),
-            };
+        for (prefix, problem) in [
+            ("missing field `", "is required"),
+            ("duplicate field `", "appears more than once"),
+        ] {
+            let named = inner
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split('`').next())
+                .filter(|name| T::FIELDS.contains(name));
+            if let Some(name) = named {
+                return ApiError::InvalidRequest {
+                    field: Some(name.to_owned()),
+                    message: format!("The field {name} {problem}."),
+                };
+            }
         }
         let field = (path != ".").then(|| path.split(['.', '[']).next().unwrap_or("").to_owned());
         let message = match &field {

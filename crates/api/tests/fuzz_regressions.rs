@@ -30,6 +30,22 @@ impl RequestBody for Charge {
     const FIELDS: &'static [&'static str] = &["extTransactionID", "msisdn", "amount", "currency"];
 }
 
+/// Found by the same run: a field given twice.
+#[test]
+fn a_repeated_field_is_named() {
+    let refused = parse_body::<Charge>(
+        b"{\"extTransactionID\":\"ott-0001\",\"msisdn\":\"+4477009000\",\"msisdn\":\"+447700900000\",\"amount\":\"3.99\",\"currency\":\"GBP\"}",
+    )
+    .map(|_| ());
+    assert_eq!(
+        refused,
+        Err(ApiError::InvalidRequest {
+            field: Some("msisdn".to_owned()),
+            message: "The field msisdn appears more than once.".to_owned(),
+        })
+    );
+}
+
 /// The fuzz smoke run in CI (seed 1) found a JSON object without `amount` refused with no
 /// field named ("does not match the request schema"), as if it were not an object at all.
 #[test]
