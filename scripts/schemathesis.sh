@@ -53,15 +53,17 @@ admin_token = "$admin_token"
 demo_partner = false
 TOML
 
-# Only this script's configuration counts, not DCBHUB_* variables of the caller.
+# Only this script's configuration counts, not DCBHUB_* variables of the caller (the binary's
+# path is kept aside first: it is one of them).
+hub_bin="$DCBHUB_BIN"
 for name in $(env | grep -o '^DCBHUB_[A-Z0-9_]*' || true); do unset "$name"; done
 export RUST_LOG="${RUST_LOG:-warn}"
 
-api_key="$("$DCBHUB_BIN" --config "$work/dcbhub.toml" partner create \
+api_key="$("$hub_bin" --config "$work/dcbhub.toml" partner create \
   --code SCHEMA --name Schemathesis --consent none --json \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["apiKey"])')"
 
-DCBHUB_LISTEN=127.0.0.1:0 "$DCBHUB_BIN" --config "$work/dcbhub.toml" serve \
+DCBHUB_LISTEN=127.0.0.1:0 "$hub_bin" --config "$work/dcbhub.toml" serve \
   >"$work/stdout.log" 2>"$work/hub.log" &
 hub_pid=$!
 base=""
