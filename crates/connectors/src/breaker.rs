@@ -6,6 +6,7 @@
 //! retry loop and outcome mapping sit inside one call) or bring their own retry policy;
 //! the state machine itself is a few lines.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -166,6 +167,20 @@ impl Permit<'_> {
     pub fn fail(mut self) -> bool {
         self.reported = true;
         self.breaker.on_failure(self.probe)
+    }
+
+    /// Reports how the call went, logging and publishing (`gauge`) when `csp`'s breaker
+    /// closes or opens because of it.
+    pub fn report(self, healthy: bool, csp: &Arc<str>, gauge: &'static str) {
+        if healthy {
+            if self.succeed() {
+                tracing::info!(csp = %csp, "CSP circuit breaker closed");
+                metrics::gauge!(gauge, "csp" => Arc::clone(csp)).set(0.0);
+            }
+        } else if self.fail() {
+            tracing::warn!(csp = %csp, "CSP circuit breaker opened");
+            metrics::gauge!(gauge, "csp" => Arc::clone(csp)).set(1.0);
+        }
     }
 }
 

@@ -106,9 +106,25 @@ pub async fn run_outbox_worker(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         }
+        // A hand-off that waited in the queue for much of its lease is left to lapse: a
+        // worker (maybe this one) leases it again, and it is never sent twice at once.
+        let now = Timestamp::now();
+        batch.retain(|n| {
+            let keep = lease_left_enough(n.next_attempt_at, now, hub.notifications.lease_ms);
+            if !keep {
+                metrics::counter!("dcbhub_outbox_handoff_expired_total").increment(1);
+            }
+            keep
+        });
         let results = futures::future::join_all(batch.iter().map(|n| deliver_one(&hub, n))).await;
         record(&hub, &batch, results).await;
     }
+}
+
+/// Whether a message leased until `leased_until` still has at least half its lease to go,
+/// enough to be delivered and recorded before anyone else may take it.
+fn lease_left_enough(leased_until: Timestamp, now: Timestamp, lease_ms: i64) -> bool {
+    leased_until.unix_millis() - now.unix_millis() >= lease_ms / 2
 }
 
 async fn lease(hub: &Hub) -> Vec<NotificationRecord> {
@@ -256,5 +272,19 @@ async fn send(hub: &Hub, n: &NotificationRecord) -> Attempt {
             None => Attempt::Transient(format!("CSP {} is not configured", n.csp_id)),
         },
         other => Attempt::Permanent(format!("unknown channel {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hand_off_is_delivered_only_with_half_its_lease_left() {
+        let now = Timestamp::from_unix_millis(1_000_000);
+        assert!(lease_left_enough(now.plus_millis(60_000), now, 60_000));
+        assert!(lease_left_enough(now.plus_millis(30_000), now, 60_000));
+        assert!(!lease_left_enough(now.plus_millis(29_999), now, 60_000));
+        assert!(!lease_left_enough(now.plus_millis(-1), now, 60_000));
     }
 }

@@ -10,7 +10,7 @@ mod helpers;
 #[path = "support/fake_smsc.rs"]
 mod fake_smsc;
 
-#[path = "support/smtp_sink.rs"]
+#[path = "../../notify/tests/support/smtp_sink.rs"]
 mod smtp_sink;
 
 use std::net::SocketAddr;

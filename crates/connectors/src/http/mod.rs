@@ -195,23 +195,15 @@ impl HttpConnector {
             let budget = deadline.saturating_duration_since(Instant::now());
             let attempt = self.attempt(request(), budget).await;
             let verdict = interpret(&attempt);
-            if verdict.healthy {
-                if permit.succeed() {
-                    tracing::info!(csp = %self.csp, "CSP circuit breaker closed");
-                    metrics::gauge!(METRIC_BREAKER_OPEN, "csp" => Arc::clone(&self.csp)).set(0.0);
-                }
-            } else {
+            if !verdict.healthy {
                 tracing::warn!(
                     csp = %self.csp,
                     operation = operation.as_str(),
                     answer = %describe(&attempt),
                     "CSP call failed"
                 );
-                if permit.fail() {
-                    tracing::warn!(csp = %self.csp, "CSP circuit breaker opened");
-                    metrics::gauge!(METRIC_BREAKER_OPEN, "csp" => Arc::clone(&self.csp)).set(1.0);
-                }
             }
+            permit.report(verdict.healthy, &self.csp, METRIC_BREAKER_OPEN);
             if !verdict.retry {
                 break verdict.outcome;
             }

@@ -172,23 +172,15 @@ impl Transport {
             };
             let attempt = self.attempt(request(), budget).await;
             let verdict = interpret(&attempt);
-            if verdict.healthy {
-                if permit.succeed() {
-                    tracing::info!(csp = %self.csp, "CSP circuit breaker closed");
-                    metrics::gauge!(METRIC_BREAKER_OPEN, "csp" => Arc::clone(&self.csp)).set(0.0);
-                }
-            } else {
+            if !verdict.healthy {
                 tracing::warn!(
                     csp = %self.csp,
                     operation = operation.as_str(),
                     answer = %describe(&attempt),
                     "OCS call failed"
                 );
-                if permit.fail() {
-                    tracing::warn!(csp = %self.csp, "CSP circuit breaker opened");
-                    metrics::gauge!(METRIC_BREAKER_OPEN, "csp" => Arc::clone(&self.csp)).set(1.0);
-                }
             }
+            permit.report(verdict.healthy, &self.csp, METRIC_BREAKER_OPEN);
             if !verdict.retry {
                 return verdict.outcome;
             }

@@ -272,9 +272,8 @@ impl TransactionStore for PgStore {
         .await?;
         // Already final (a late or repeated answer): nothing changes; answer what is stored.
         let Some(row) = moved else {
-            tx.rollback().await?;
-            let mut conn = self.pool.acquire().await?;
-            let record = by_id(&mut conn, id).await?.ok_or(StoreError::NotFound)?;
+            let record = by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
             return Ok(Settled {
                 record,
                 moved: false,

@@ -1,7 +1,9 @@
 //! A real SMTP server on loopback: Python's `aiosmtpd` with a handler that writes each
-//! message it accepts to a JSON file, read back by [`SmtpSink::received`].
+//! message it accepts to a JSON file, read back by [`SmtpSink::received`]. Recipients named
+//! `reject*` are refused for good (550), `busy*` for now (451).
 //!
-//! Adapted from the notify crate's SMTP tests (`crates/notify/tests/smtp.rs`).
+//! Shared by the notify crate's SMTP tests and the hub's channel tests
+//! (`crates/dcbhub/tests/channels.rs` includes this file by path).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,7 +24,7 @@ from email import policy
 
 
 class Handler:
-    """Writes each accepted message as JSON into OUTDIR."""
+    """Refuses recipients named reject* (550) and busy* (451); writes accepted mail as JSON."""
 
     def __init__(self, outdir):
         self.outdir = outdir
@@ -33,6 +35,15 @@ class Handler:
         if len(args) != 1:
             parser.error("handler needs OUTDIR")
         return cls(args[0])
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0]
+        if local.startswith("reject"):
+            return "550 5.1.1 No such user here"
+        if local.startswith("busy"):
+            return "451 4.3.0 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.original_content, policy=policy.default)
@@ -113,16 +124,7 @@ impl SmtpSink {
 
     /// The hub's SMTP channel configuration for this server (plain text, no authentication).
     pub fn config(&self) -> SmtpConfig {
-        SmtpConfig {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            tls: SmtpTls::None,
-            username: None,
-            password: None,
-            from: FROM.into(),
-            default_subject: "Notification".into(),
-            timeout_ms: 5000,
-        }
+        config_for(self.port)
     }
 
     /// The messages received so far, oldest first.
@@ -141,6 +143,20 @@ impl SmtpSink {
     }
 }
 
+/// An SMTP channel configuration for `127.0.0.1:port` (plain text, no authentication).
+pub fn config_for(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: FROM.into(),
+        default_subject: "Notification".into(),
+        timeout_ms: 5000,
+    }
+}
+
 fn require_aiosmtpd() {
     let found = std::process::Command::new("python3")
         .args(["-c", "import aiosmtpd"])
@@ -155,7 +171,7 @@ fn require_aiosmtpd() {
 }
 
 /// A port nothing listens on (just released by the OS).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
