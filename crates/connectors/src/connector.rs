@@ -1,6 +1,8 @@
 //! The one interface every CSP connector implements, and the typed outcomes it returns.
 //! Connectors are stateless translators: the core persists everything.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use dcbhub_domain::{
     Currency, Customer, Description, Money, NotificationId, PartnerCode, TransactionId,
@@ -228,6 +230,24 @@ pub trait CspConnector: Send + Sync {
     fn two_phase(&self) -> Option<&dyn TwoPhaseCharging> {
         None
     }
+
+    /// The in-memory interface, for a connector that answers at once without any I/O (the
+    /// sandbox). When present, the core asks it inside the store's write of the transaction,
+    /// so the row and the answer commit together in one write.
+    fn inline(&self) -> Option<Arc<dyn InlineCharging>> {
+        None
+    }
+}
+
+/// Charging answered in memory, inside the hub's own write. A crash loses the hub's
+/// uncommitted write and the connector's books together (they live in one process); a write
+/// that fails without a crash is undone here with [`InlineCharging::forget`].
+pub trait InlineCharging: Send + Sync {
+    /// Charges or refunds, as [`CspConnector::charge`] would; idempotent on the id.
+    fn charge_now(&self, req: &ChargeRequest) -> ChargeOutcome;
+
+    /// Undoes what `charge_now` booked for a transaction the hub did not store.
+    fn forget(&self, transaction_id: &TransactionId);
 }
 
 /// The answer to a reservation (the first phase of a two-phase charge).

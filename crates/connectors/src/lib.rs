@@ -12,8 +12,8 @@ pub mod sandbox;
 
 pub use connector::{
     AccountOutcome, AccountType, CallContext, ChargeKind, ChargeOutcome, ChargeRequest,
-    ConnectorError, CspConnector, DeclineReason, FinishOutcome, Notification, NotifyOutcome,
-    ReserveOutcome, StatusOutcome, TwoPhaseCharging,
+    ConnectorError, CspConnector, DeclineReason, FinishOutcome, InlineCharging, Notification,
+    NotifyOutcome, ReserveOutcome, StatusOutcome, TwoPhaseCharging,
 };
 pub use http::{HttpConnector, HttpConnectorConfig, HttpConnectorError};
 pub use nrf::{NrfBalance, NrfRatingConfig, NrfRatingConnector, NrfRatingError};

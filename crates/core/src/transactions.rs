@@ -2,16 +2,19 @@
 //! written PENDING before the CSP is called; an unknown outcome stays PENDING for the
 //! reconciler; final states never change; repeats are answered from the store.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use dcbhub_connectors::{CallContext, ChargeKind, ChargeOutcome, ChargeRequest, DeclineReason};
+use dcbhub_connectors::{
+    CallContext, ChargeKind, ChargeOutcome, ChargeRequest, DeclineReason, InlineCharging,
+};
 use dcbhub_domain::{
     ConsentPolicy, Customer, Description, ExtTransactionId, Money, PartnerCode, PinId, ProductCode,
     Timestamp, TransactionId,
 };
 use dcbhub_store::{
-    BeginOutcome, NewTransaction, PartnerRecord, PinStatus, Settlement, SpendingLimits, StoreError,
-    TransactionRecord, TxStatus, TxType,
+    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, PartnerRecord, PinStatus,
+    Settlement, SpendingLimits, StoreError, TransactionRecord, TxStatus, TxType,
 };
 use sha2::{Digest, Sha256};
 
@@ -97,6 +100,18 @@ fn fingerprint(cmd: &ChargeCommand) -> String {
     hex::encode(h.finalize())
 }
 
+/// Counts a CSP's answer to a charge or refund.
+fn count_charge(csp: String, kind: &'static str, outcome: &ChargeOutcome) {
+    let label = match outcome {
+        ChargeOutcome::Success { .. } => "success",
+        ChargeOutcome::Declined(_) => "declined",
+        ChargeOutcome::Unknown => "unknown",
+        ChargeOutcome::Unavailable { .. } => "unavailable",
+    };
+    metrics::counter!("dcbhub_charges_total", "csp" => csp, "kind" => kind, "outcome" => label)
+        .increment(1);
+}
+
 /// The failure code stored for a CSP decline.
 pub fn decline_code(reason: DeclineReason) -> &'static str {
     reason.code()
@@ -142,20 +157,139 @@ impl Hub {
                     .await?
             }
         };
+        let inline = self
+            .csps
+            .get(&new.csp_id)
+            .and_then(|e| e.connector.inline());
+        if let Some(csp) = inline {
+            return self
+                .charge_inline(partner, &cmd, new, &fingerprint, csp)
+                .await;
+        }
         let record = match self.store.begin_transaction(new).await? {
             BeginOutcome::Created(r) => r,
-            BeginOutcome::Existing(existing) => return self.replay(existing, &fingerprint).await,
-            BeginOutcome::ConsentUnusable => return Err(TxError::InvalidConsent),
-            BeginOutcome::LimitExceeded => return Err(TxError::LimitExceeded),
-            BeginOutcome::RefundExceedsOriginal => return Err(TxError::RefundExceedsOriginal),
+            refused => return self.refused(refused, &fingerprint).await,
         };
-        let request = self.charge_request(&record, &partner.code, &cmd)?;
+        let request = self.charge_request(
+            &record.id,
+            record.original_id.as_deref(),
+            &record.csp_id,
+            &partner.code,
+            &cmd,
+        )?;
         let outcome = self.call_csp_for(&record, &request, ctx).await;
         let record = self.apply_outcome(partner, record, outcome, true).await?;
         Ok(TxAnswer {
             record,
             replayed: false,
         })
+    }
+
+    /// Why the store did not begin a transaction, as the partner's answer: a repeat is
+    /// answered from the stored one.
+    async fn refused(&self, outcome: BeginOutcome, fingerprint: &str) -> Result<TxAnswer, TxError> {
+        match outcome {
+            BeginOutcome::Existing(existing) => self.replay(existing, fingerprint).await,
+            BeginOutcome::ConsentUnusable => Err(TxError::InvalidConsent),
+            BeginOutcome::LimitExceeded => Err(TxError::LimitExceeded),
+            BeginOutcome::RefundExceedsOriginal => Err(TxError::RefundExceedsOriginal),
+            BeginOutcome::Created(r) => Err(TxError::Store(StoreError::Backend(format!(
+                "transaction {} reported created where nothing was begun",
+                r.id
+            )))),
+        }
+    }
+
+    /// A charge at a CSP that answers in memory (the sandbox): the CSP is asked inside the
+    /// store's write, after the checks, and the row is written once with its answer. Write
+    /// before call still holds, within one database transaction; a write that fails leaves
+    /// the CSP's booking undone.
+    async fn charge_inline(
+        &self,
+        partner: &PartnerRecord,
+        cmd: &ChargeCommand,
+        new: NewTransaction,
+        fingerprint: &str,
+        csp: Arc<dyn InlineCharging>,
+    ) -> Result<TxAnswer, TxError> {
+        let request = self.charge_request(
+            &new.id,
+            new.original_id.as_deref(),
+            &new.csp_id,
+            &partner.code,
+            cmd,
+        )?;
+        let receipt = match cmd.kind {
+            CommandKind::Charge => self.receipt_of(partner, &new.csp_id, cmd),
+            CommandKind::Refund { .. } => None,
+        };
+        let handed = receipt
+            .as_ref()
+            .filter(|n| n.leased_until.is_some())
+            .map(|n| n.to_record(Timestamp::now()));
+        let (id, ext, partner_id) = (
+            request.transaction_id.clone(),
+            new.ext_transaction_id.clone(),
+            new.partner_id,
+        );
+        let first_delay = self.transactions.reconcile_first_delay_ms;
+        let csp_label = new.csp_id.clone();
+        let asked = csp.clone();
+        let ask: InlineCsp = Box::new(move || {
+            let outcome = asked.charge_now(&request);
+            count_charge(csp_label, request.kind.as_str(), &outcome);
+            match outcome {
+                ChargeOutcome::Success { csp_reference } => {
+                    InlineAnswer::Final(Settlement::Success { csp_reference })
+                }
+                ChargeOutcome::Declined(reason) => InlineAnswer::Final(Settlement::Failed {
+                    failure_code: decline_code(reason).to_owned(),
+                }),
+                ChargeOutcome::Unknown => InlineAnswer::Unknown {
+                    next_check_at: Timestamp::now().plus_millis(first_delay),
+                },
+                ChargeOutcome::Unavailable { retry_after_secs } => {
+                    InlineAnswer::Unavailable { retry_after_secs }
+                }
+            }
+        });
+        match self.store.begin_inline(new, ask, receipt).await {
+            Ok(ChargedInline::Written(record)) => {
+                if let (TxStatus::Success, Some(message)) = (record.status, handed) {
+                    self.handoff.offer(message);
+                }
+                Ok(TxAnswer {
+                    record,
+                    replayed: false,
+                })
+            }
+            Ok(ChargedInline::Unavailable { retry_after_secs }) => {
+                Err(TxError::CspUnavailable { retry_after_secs })
+            }
+            Ok(ChargedInline::NotBegun(refused)) => self.refused(refused, fingerprint).await,
+            Err(e) => {
+                self.forget_unstored(&*csp, &id, partner_id, &ext).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// After a failed write: unless the row turns out to be stored after all (a commit whose
+    /// answer was lost), the in-memory CSP forgets what it booked for it.
+    async fn forget_unstored(
+        &self,
+        csp: &dyn InlineCharging,
+        id: &TransactionId,
+        partner_id: i64,
+        ext: &str,
+    ) {
+        match self.store.transaction_by_ext(partner_id, ext).await {
+            Ok(Some(stored)) if stored.id == id.as_str() => {}
+            Ok(_) => csp.forget(id),
+            Err(e) => {
+                tracing::error!(error = %e, transaction = %id, "cannot tell whether a failed write was stored");
+            }
+        }
     }
 
     async fn prepare_charge(
@@ -328,23 +462,23 @@ impl Hub {
 
     pub(crate) fn charge_request(
         &self,
-        record: &TransactionRecord,
+        id: &str,
+        original_id: Option<&str>,
+        csp_id: &str,
         partner: &PartnerCode,
         cmd: &ChargeCommand,
     ) -> Result<ChargeRequest, TxError> {
-        let transaction_id = TransactionId::parse(&record.id)
+        let transaction_id = TransactionId::parse(id)
             .map_err(|e| TxError::Store(StoreError::Backend(e.to_string())))?;
-        let kind = match (&cmd.kind, &record.original_id) {
+        let kind = match (&cmd.kind, original_id) {
             (CommandKind::Refund { .. }, Some(original)) => ChargeKind::Refund {
                 original: TransactionId::parse(original)
                     .map_err(|e| TxError::Store(StoreError::Backend(e.to_string())))?,
             },
             _ => ChargeKind::Charge,
         };
-        let charge_code = self.charge_code(
-            &record.csp_id,
-            cmd.product_code.as_ref().map(ProductCode::as_str),
-        );
+        let charge_code =
+            self.charge_code(csp_id, cmd.product_code.as_ref().map(ProductCode::as_str));
         Ok(ChargeRequest {
             transaction_id,
             customer: cmd.customer.clone(),
@@ -403,14 +537,7 @@ impl Hub {
         let outcome = tokio::time::timeout(budget, entry.connector.charge(request, ctx))
             .await
             .unwrap_or(ChargeOutcome::Unknown);
-        let label = match &outcome {
-            ChargeOutcome::Success { .. } => "success",
-            ChargeOutcome::Declined(_) => "declined",
-            ChargeOutcome::Unknown => "unknown",
-            ChargeOutcome::Unavailable { .. } => "unavailable",
-        };
-        metrics::counter!("dcbhub_charges_total", "csp" => csp_id.to_owned(), "kind" => request.kind.as_str(), "outcome" => label)
-            .increment(1);
+        count_charge(csp_id.to_owned(), request.kind.as_str(), &outcome);
         outcome
     }
 
@@ -478,25 +605,62 @@ impl Hub {
         let money = record.money().ok()?;
         let description = Description::parse(&record.description).ok()?;
         let ext = ExtTransactionId::parse(&record.ext_transaction_id).ok()?;
-        let text = dcbhub_notify::templates::receipt_message(
-            None,
-            &partner.name,
-            &money,
-            &description,
-            &ext,
-        );
-        Some(self.message(
+        Some(self.receipt_message(
             partner,
             &record.csp_id,
             &customer,
+            &money,
+            &description,
+            &ext,
+        ))
+    }
+
+    /// The receipt of a charge about to be written, leased to this instance's outbox worker
+    /// (`None` when the partner takes no receipts).
+    fn receipt_of(
+        &self,
+        partner: &PartnerRecord,
+        csp_id: &str,
+        cmd: &ChargeCommand,
+    ) -> Option<dcbhub_store::NewNotification> {
+        if !partner.receipts_enabled {
+            return None;
+        }
+        let mut receipt = self.receipt_message(
+            partner,
+            csp_id,
+            &cmd.customer,
+            &cmd.money,
+            &cmd.description,
+            &cmd.ext_transaction_id,
+        );
+        receipt.leased_until = self.handoff.lease_until(self.notifications.lease_ms);
+        Some(receipt)
+    }
+
+    fn receipt_message(
+        &self,
+        partner: &PartnerRecord,
+        csp_id: &str,
+        customer: &Customer,
+        money: &Money,
+        description: &Description,
+        ext: &ExtTransactionId,
+    ) -> dcbhub_store::NewNotification {
+        let text =
+            dcbhub_notify::templates::receipt_message(None, &partner.name, money, description, ext);
+        self.message(
+            partner,
+            csp_id,
+            customer,
             MessageSpec {
                 kind: "RECEIPT",
                 text,
                 redacted_text: None,
-                ext_transaction_id: Some(record.ext_transaction_id.clone()),
+                ext_transaction_id: Some(ext.as_str().to_owned()),
                 locale: None,
             },
-        ))
+        )
     }
 
     /// Answers a repeat from the stored transaction. A twin still talking to the CSP is

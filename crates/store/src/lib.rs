@@ -35,8 +35,8 @@ pub use traits::{
     MetaStore, OutboxStore, PartnerStore, PinStore, SettlementStore, Store, TransactionStore,
 };
 pub use tx_records::{
-    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, SpendingLimits, TransactionQuery,
-    TransactionRecord, TxStatus, TxType,
+    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, Receipt, Settled,
+    Settlement, SpendingLimits, TransactionQuery, TransactionRecord, TxStatus, TxType,
 };
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`, applying

@@ -6,10 +6,10 @@ use crate::settlement_records::{
     SettlementModelRecord, Statement, StatementHeader, TaxRateOutcome, TaxRateRecord,
 };
 use crate::{
-    ApiKeyRecord, AuthRecord, BeginOutcome, DeliveryResult, EnqueueOutcome, NewNotification,
-    NewPartner, NewPin, NewTransaction, NotificationRecord, PartnerRecord, PinCheckOutcome,
-    PinRecord, PinSendOutcome, PinSendPolicy, Receipt, Settled, Settlement, StoreError,
-    TransactionQuery, TransactionRecord,
+    ApiKeyRecord, AuthRecord, BeginOutcome, ChargedInline, DeliveryResult, EnqueueOutcome,
+    InlineCsp, NewNotification, NewPartner, NewPin, NewTransaction, NotificationRecord,
+    PartnerRecord, PinCheckOutcome, PinRecord, PinSendOutcome, PinSendPolicy, Receipt, Settled,
+    Settlement, StoreError, TransactionQuery, TransactionRecord,
 };
 
 /// Partners (OTT organisations) and their API keys.
@@ -138,6 +138,15 @@ pub trait TransactionStore: Send + Sync {
     /// `extTransactionID`. Spending limits, refundable amounts and the consent are checked
     /// and used atomically with the insert.
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError>;
+    /// For a CSP that answers in process: the checks of `begin_transaction`, then `csp` asked
+    /// inside the same database transaction, and the row written with its answer (and
+    /// `receipt` queued with a success). One write instead of a PENDING row and a settle.
+    async fn begin_inline(
+        &self,
+        new: NewTransaction,
+        csp: InlineCsp,
+        receipt: Receipt,
+    ) -> Result<ChargedInline, StoreError>;
     /// Moves a PENDING transaction to its final state (queuing `receipt` with it); a
     /// transaction already final stays unchanged (and no receipt is queued).
     async fn settle_transaction(

@@ -204,6 +204,63 @@ pub struct Settled {
     pub moved: bool,
 }
 
+/// What an in-process CSP (the sandbox) answered. It is asked inside the store's write of the
+/// transaction, after every check has passed, so that the row and the answer commit together:
+/// a crash keeps both or neither (the in-process CSP's books live in the same process).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InlineAnswer {
+    /// The row is written in this final state, with the receipt for a success.
+    Final(Settlement),
+    /// Maybe charged: the row is written PENDING for the reconciler, due at `next_check_at`.
+    Unknown { next_check_at: Timestamp },
+    /// Refused before charging: nothing is written and the consent stays unused.
+    Unavailable { retry_after_secs: u32 },
+}
+
+/// Asks the in-process CSP; the store calls it at most once, inside the write.
+pub type InlineCsp = Box<dyn FnOnce() -> InlineAnswer + Send>;
+
+/// What `begin_inline` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChargedInline {
+    /// Written with the CSP's answer: final, or PENDING when the answer is unknown.
+    Written(TransactionRecord),
+    /// The CSP refused before charging; nothing was written.
+    Unavailable { retry_after_secs: u32 },
+    /// The store's checks refused it (or found it) before the CSP was asked; never
+    /// [`BeginOutcome::Created`].
+    NotBegun(BeginOutcome),
+}
+
+impl NewTransaction {
+    /// The row `begin_inline` writes for the CSP's answer (`None`: refused before charging).
+    pub fn into_answered(
+        self,
+        answer: &InlineAnswer,
+        created_at: Timestamp,
+        original_ext_transaction_id: Option<String>,
+    ) -> Option<TransactionRecord> {
+        let mut r = self.into_record(created_at, original_ext_transaction_id);
+        match answer {
+            InlineAnswer::Final(Settlement::Success { csp_reference }) => {
+                r.status = TxStatus::Success;
+                r.csp_reference = Some(csp_reference.clone());
+            }
+            InlineAnswer::Final(Settlement::Failed { failure_code }) => {
+                r.status = TxStatus::Failed;
+                r.failure_code = Some(failure_code.clone());
+            }
+            // As `defer_transaction` leaves it: a twin no longer waits for this request.
+            InlineAnswer::Unknown { next_check_at } => {
+                r.next_check_at = *next_check_at;
+                r.processing_until = r.processing_until.min(created_at);
+            }
+            InlineAnswer::Unavailable { .. } => return None,
+        }
+        Some(r)
+    }
+}
+
 /// A page of the care search.
 #[derive(Clone, Debug)]
 pub struct TransactionQuery {

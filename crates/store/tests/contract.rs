@@ -3,14 +3,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dcbhub_domain::{
     ApiKey, ConsentPolicy, Customer, Msisdn, NotificationId, PartnerCode, PartnerStatus, Timestamp,
 };
 use dcbhub_store::{
-    BeginOutcome, DeliveryResult, EnqueueOutcome, NewNotification, NewPartner, NewPin,
-    NewTransaction, NotificationStatus, PinBinding, PinCheckOutcome, PinSendOutcome, PinSendPolicy,
-    PinStatus, Settlement, SpendingLimits, Store, StoreError, TransactionQuery, TxStatus, TxType,
+    BeginOutcome, ChargedInline, DeliveryResult, EnqueueOutcome, InlineAnswer, InlineCsp,
+    NewNotification, NewPartner, NewPin, NewTransaction, NotificationStatus, PinBinding,
+    PinCheckOutcome, PinSendOutcome, PinSendPolicy, PinStatus, Settlement, SpendingLimits, Store,
+    StoreError, TransactionQuery, TxStatus, TxType,
 };
 
 macro_rules! contract {
@@ -55,6 +57,9 @@ contract!(
     parallel_refunds_never_exceed_the_original,
     consent_is_used_once_and_given_back_on_abandon,
     reconciler_leases_and_care_search,
+    inline_charges_commit_with_their_answer,
+    inline_unavailable_writes_nothing_and_keeps_the_consent,
+    parallel_inline_charges_never_pass_a_limit_together,
 );
 
 fn code(s: &str) -> PartnerCode {
@@ -1185,4 +1190,271 @@ async fn reconciler_leases_and_care_search(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+/// An in-process CSP's answer for `begin_inline`, counting how often it was asked.
+fn answering(answer: InlineAnswer, asked: &Arc<AtomicUsize>) -> InlineCsp {
+    let asked = asked.clone();
+    Box::new(move || {
+        asked.fetch_add(1, Ordering::SeqCst);
+        answer
+    })
+}
+
+fn success(reference: &str) -> InlineAnswer {
+    InlineAnswer::Final(Settlement::Success {
+        csp_reference: reference.into(),
+    })
+}
+
+async fn inline_charges_commit_with_their_answer(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    // Twenty twins at once: one write, one question to the CSP, one receipt.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, csp) = (store.clone(), answering(success("csp-1"), &asked));
+            tokio::spawn(async move {
+                let receipt = note(p.id, "+447700900000", "Receipt");
+                store
+                    .begin_inline(
+                        charge(p.id, "ott-1", "447700900000", 499),
+                        csp,
+                        Some(receipt),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    let mut existing = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            ChargedInline::Written(r) => written.push(r),
+            ChargedInline::NotBegun(BeginOutcome::Existing(_)) => existing += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((written.len(), existing), (1, 19));
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the CSP is asked once");
+    let tx = &written[0];
+    assert_eq!(
+        (
+            tx.status,
+            tx.csp_reference.as_deref(),
+            tx.failure_code.as_deref()
+        ),
+        (TxStatus::Success, Some("csp-1"), None)
+    );
+    assert_eq!(
+        store
+            .transaction_by_ext(p.id, "ott-1")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(tx),
+        "begin_inline answers exactly the row it stored"
+    );
+    let (depth, _) = store.outbox_depth(Timestamp::now()).await.unwrap();
+    assert_eq!(depth, 1, "one receipt");
+
+    // A decline is written final, without a receipt.
+    let declined = InlineAnswer::Final(Settlement::Failed {
+        failure_code: "insufficient-funds".into(),
+    });
+    let ChargedInline::Written(failed) = store
+        .begin_inline(
+            charge(p.id, "ott-2", "447700900001", 499),
+            answering(declined, &asked),
+            Some(note(p.id, "+447700900001", "Receipt")),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (failed.status, failed.failure_code.as_deref()),
+        (TxStatus::Failed, Some("insufficient-funds"))
+    );
+    assert_eq!(
+        store
+            .transaction_by_ext(p.id, "ott-2")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&failed)
+    );
+    let (depth, _) = store.outbox_depth(Timestamp::now()).await.unwrap();
+    assert_eq!(depth, 1, "no receipt for a decline");
+
+    // An unknown answer stays PENDING, due for the reconciler, and no twin waits for it.
+    let due = Timestamp::now().plus_millis(-1);
+    let ChargedInline::Written(unknown) = store
+        .begin_inline(
+            charge(p.id, "ott-3", "447700900007", 499),
+            answering(InlineAnswer::Unknown { next_check_at: due }, &asked),
+            Some(note(p.id, "+447700900007", "Receipt")),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (unknown.status, unknown.next_check_at),
+        (TxStatus::Pending, due)
+    );
+    assert!(unknown.processing_until <= Timestamp::now());
+    let leased = store
+        .lease_pending(Timestamp::now(), 10, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        leased.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [unknown.id.as_str()]
+    );
+    let settled = store
+        .settle_transaction(
+            &unknown.id,
+            Settlement::Success {
+                csp_reference: "late".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(settled.moved);
+
+    // Asked after every check only: a refused charge never reaches the CSP.
+    let before = asked.load(Ordering::SeqCst);
+    let over = NewTransaction {
+        limits: limits(400, 10_000, 10_000),
+        ..charge(p.id, "ott-4", "447700900000", 499)
+    };
+    assert_eq!(
+        store
+            .begin_inline(over, answering(success("x"), &asked), None)
+            .await
+            .unwrap(),
+        ChargedInline::NotBegun(BeginOutcome::LimitExceeded)
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), before);
+
+    // A successful inline refund counts against its original.
+    let refund = NewTransaction {
+        tx_type: TxType::Refund,
+        original_id: Some(tx.id.clone()),
+        ..charge(p.id, "ott-1-r1", "447700900000", 200)
+    };
+    let ChargedInline::Written(r) = store
+        .begin_inline(refund, answering(success("csp-r1"), &asked), None)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            r.status,
+            r.tx_type,
+            r.original_ext_transaction_id.as_deref()
+        ),
+        (TxStatus::Success, TxType::Refund, Some("ott-1"))
+    );
+    let original = store
+        .transaction_by_ext(p.id, "ott-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(original.refunded_minor, 200);
+}
+
+async fn inline_unavailable_writes_nothing_and_keeps_the_consent(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let PinSendOutcome::Sent(pin) = new_pin(&store, p.id, "447700900000", "right").await else {
+        panic!()
+    };
+    assert!(matches!(
+        store
+            .check_pin(p.id, &pin.id, "right".into(), 3, 600_000)
+            .await
+            .unwrap(),
+        PinCheckOutcome::Valid(_)
+    ));
+    let with_pin = || NewTransaction {
+        consume_pin: Some(pin.id.clone()),
+        ..charge(p.id, "t1", "447700900000", 499)
+    };
+    let asked = Arc::new(AtomicUsize::new(0));
+    let refused = InlineAnswer::Unavailable {
+        retry_after_secs: 7,
+    };
+    assert_eq!(
+        store
+            .begin_inline(with_pin(), answering(refused, &asked), None)
+            .await
+            .unwrap(),
+        ChargedInline::Unavailable {
+            retry_after_secs: 7
+        }
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert_eq!(store.transaction_by_ext(p.id, "t1").await.unwrap(), None);
+    assert_eq!(
+        store.pin(p.id, &pin.id).await.unwrap().unwrap().status,
+        PinStatus::Validated,
+        "the consent is still there for the retry"
+    );
+    let ChargedInline::Written(done) = store
+        .begin_inline(with_pin(), answering(success("c"), &asked), None)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(done.status, TxStatus::Success);
+    assert_eq!(
+        store.pin(p.id, &pin.id).await.unwrap().unwrap().status,
+        PinStatus::Consumed
+    );
+}
+
+async fn parallel_inline_charges_never_pass_a_limit_together(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            let new = NewTransaction {
+                limits: limits(1_000, 500, 10_000),
+                ..charge(p.id, &format!("c{i}"), "447700900000", 100)
+            };
+            let csp = answering(success(&format!("r{i}")), &asked);
+            tokio::spawn(async move { store.begin_inline(new, csp, None).await.unwrap() })
+        })
+        .collect();
+    let mut written = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            ChargedInline::Written(r) => {
+                assert_eq!(r.status, TxStatus::Success);
+                written += 1;
+            }
+            ChargedInline::NotBegun(BeginOutcome::LimitExceeded) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(written, 5, "500 a day in charges of 100");
+    assert_eq!(asked.load(Ordering::SeqCst), 5);
 }

@@ -4,6 +4,8 @@
 mod accounts;
 mod state;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use dcbhub_domain::{Customer, PartnerCode, TransactionId};
 
@@ -15,12 +17,41 @@ pub use state::{InboxMessage, LedgerEntry, LedgerStatus, SandboxCharge, SandboxS
 
 use crate::{
     AccountOutcome, CallContext, ChargeOutcome, ChargeRequest, ConnectorError, CspConnector,
-    Notification, NotifyOutcome, StatusOutcome,
+    InlineCharging, Notification, NotifyOutcome, StatusOutcome,
 };
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SandboxConnector {
     state: SandboxState,
+    /// The same state, as the core's in-memory charging interface (made once, not per call).
+    inline: Arc<SandboxInline>,
+}
+
+impl Default for SandboxConnector {
+    fn default() -> Self {
+        Self::with_state(SandboxState::default())
+    }
+}
+
+/// The sandbox answers in memory: the core asks it inside the write of the transaction.
+#[derive(Debug)]
+struct SandboxInline(SandboxState);
+
+impl InlineCharging for SandboxInline {
+    fn charge_now(&self, req: &ChargeRequest) -> ChargeOutcome {
+        let answer = self.0.charge(req);
+        if answer.answer_late {
+            // In process there is nothing to wait for: report what a hub would see after
+            // its timeout, while the charge itself is already booked.
+            ChargeOutcome::Unknown
+        } else {
+            answer.outcome
+        }
+    }
+
+    fn forget(&self, transaction_id: &TransactionId) {
+        self.0.forget(transaction_id);
+    }
 }
 
 impl SandboxConnector {
@@ -30,7 +61,10 @@ impl SandboxConnector {
 
     /// A connector over a state shared with others (e.g. a csp-sim server).
     pub fn with_state(state: SandboxState) -> Self {
-        Self { state }
+        Self {
+            inline: Arc::new(SandboxInline(state.clone())),
+            state,
+        }
     }
 
     pub fn state(&self) -> &SandboxState {
@@ -62,14 +96,7 @@ impl CspConnector for SandboxConnector {
     }
 
     async fn charge(&self, req: &ChargeRequest, _ctx: &CallContext) -> ChargeOutcome {
-        let answer = self.state.charge(req);
-        if answer.answer_late {
-            // In process there is nothing to wait for: report what a hub would see after
-            // its timeout, while the charge itself is already booked.
-            ChargeOutcome::Unknown
-        } else {
-            answer.outcome
-        }
+        self.inline.charge_now(req)
     }
 
     async fn charge_status(
@@ -82,6 +109,10 @@ impl CspConnector for SandboxConnector {
 
     async fn notify(&self, n: &Notification, _ctx: &CallContext) -> NotifyOutcome {
         self.state.notify(n)
+    }
+
+    fn inline(&self) -> Option<Arc<dyn InlineCharging>> {
+        Some(self.inline.clone())
     }
 }
 
@@ -322,6 +353,51 @@ mod tests {
             StatusOutcome::Failed(DeclineReason::Declined)
         );
         assert_eq!(sandbox.ledger().len(), 2);
+    }
+
+    #[test]
+    fn a_forgotten_booking_moves_everything_back() {
+        let connector = SandboxConnector::new();
+        let inline = connector.inline().unwrap();
+        let sandbox = connector.state();
+        let prepaid = number("001");
+        let kept = charge(prepaid.clone(), "2.00");
+        let lost = charge(prepaid.clone(), "3.00");
+        assert!(is_success(&inline.charge_now(&kept)));
+        assert!(is_success(&inline.charge_now(&lost)));
+        let refund_lost = refund(&kept, "1.00");
+        assert!(is_success(&inline.charge_now(&refund_lost)));
+        assert_eq!(
+            sandbox.prepaid_balance(&prepaid),
+            Some(MinorUnits::new(600))
+        );
+
+        inline.forget(&lost.transaction_id);
+        inline.forget(&refund_lost.transaction_id);
+        inline.forget(&TransactionId::generate());
+        assert_eq!(
+            sandbox.prepaid_balance(&prepaid),
+            Some(MinorUnits::new(800))
+        );
+        assert_eq!(
+            sandbox.charge_status(&lost.transaction_id),
+            StatusOutcome::NotFound
+        );
+        let ledger = sandbox.ledger();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger[0].transaction_id, kept.transaction_id);
+        assert!(matches!(
+            sandbox.charge_status(&kept.transaction_id),
+            StatusOutcome::Success { .. }
+        ));
+        // The whole of the kept charge can still be refunded: the forgotten refund is gone.
+        assert!(is_success(&inline.charge_now(&refund(&kept, "2.00"))));
+        // A forgotten id is new to the sandbox again.
+        assert!(is_success(&inline.charge_now(&lost)));
+        assert_eq!(
+            sandbox.prepaid_balance(&prepaid),
+            Some(MinorUnits::new(700))
+        );
     }
 
     #[test]

@@ -155,6 +155,24 @@ impl SandboxState {
         books.book(req, &account.digits, result, answer_late)
     }
 
+    /// Undoes a booking the hub did not store (its write failed): the entry leaves the
+    /// ledger and what it moved goes back, as if the sandbox had never seen the id.
+    pub fn forget(&self, transaction_id: &TransactionId) {
+        let mut books = self.inner.lock();
+        let Some(index) = books.by_id.remove(transaction_id) else {
+            return;
+        };
+        let booked = books.ledger.remove(index);
+        for i in books.by_id.values_mut() {
+            if *i > index {
+                *i -= 1;
+            }
+        }
+        if booked.entry.status == LedgerStatus::Success {
+            books.reverse(&booked.entry);
+        }
+    }
+
     /// What the sandbox knows about a transaction id.
     pub fn charge_status(&self, transaction_id: &TransactionId) -> StatusOutcome {
         let books = self.inner.lock();
@@ -287,6 +305,25 @@ impl Books {
             *balance = balance.checked_add(money.amount()).ok_or(declined)?;
         }
         Ok(())
+    }
+
+    /// Moves back what a successful entry moved. Only prepaid accounts have a balance.
+    fn reverse(&mut self, entry: &LedgerEntry) {
+        let amount = entry.money.amount();
+        let balance = self.balances.get(&entry.account).copied();
+        let restored = match &entry.kind {
+            ChargeKind::Charge => balance.and_then(|b| b.checked_add(amount)),
+            ChargeKind::Refund { original } => {
+                if let Some(done) = self.refunded.get(original).copied() {
+                    let left = done.checked_sub(amount).unwrap_or_default();
+                    self.refunded.insert(original.clone(), left);
+                }
+                balance.and_then(|b| b.checked_sub(amount))
+            }
+        };
+        if let Some(b) = restored {
+            self.balances.insert(entry.account.clone(), b);
+        }
     }
 
     fn book(

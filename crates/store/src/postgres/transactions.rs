@@ -6,8 +6,9 @@ use sqlx::{PgConnection, Row};
 use super::PgStore;
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, SpendingLimits, StoreError,
-    TransactionQuery, TransactionRecord, TransactionStore, TxStatus, TxType,
+    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, Receipt, Settled,
+    Settlement, SpendingLimits, StoreError, TransactionQuery, TransactionRecord, TransactionStore,
+    TxStatus, TxType,
 };
 
 macro_rules! tx_columns {
@@ -173,75 +174,155 @@ async fn check_after_insert(
     Ok(Ok(original_ext))
 }
 
+type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Inserts `new` PENDING and runs the checks that must hold with it, leaving the database
+/// transaction open for the caller to finish; `Err` is the refusal (already rolled back).
+async fn open_begin(
+    store: &PgStore,
+    new: &NewTransaction,
+    now: Timestamp,
+) -> Result<Result<(PgTx, Option<String>), BeginOutcome>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    if let Some(original) = &new.original_id {
+        // Before the insert: its foreign key would take a share lock on the original that
+        // parallel refunds could not then upgrade without deadlocking.
+        sqlx::query("SELECT 1 FROM transactions WHERE id = $1 FOR UPDATE")
+            .bind(original)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // Insert first: a concurrent twin waits on the unique key, then finds this row. With
+    // limits, the row is produced only once the account's advisory lock is held (parallel
+    // charges of one account, on any instance, pass the limit check one by one), in the
+    // same round trip. The sums then run as a later statement, whose snapshot sees what
+    // the previous holder committed.
+    let inserted = sqlx::query(
+        "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
+             customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
+             original_id, pin_id, processing_until, next_check_at, created_at, updated_at)
+         SELECT $1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $18
+         FROM (SELECT CASE WHEN $19 THEN pg_advisory_xact_lock(hashtextextended('limits:' || $9, 0)) END) AS l
+         ON CONFLICT ON CONSTRAINT transactions_idempotency DO NOTHING",
+    )
+    .bind(&new.id)
+    .bind(new.partner_id)
+    .bind(&new.ext_transaction_id)
+    .bind(&new.fingerprint)
+    .bind(new.tx_type.as_str())
+    .bind(&new.customer)
+    .bind(&new.customer_kind)
+    .bind(&new.csp_id)
+    .bind(&new.account_key)
+    .bind(new.amount_minor)
+    .bind(&new.currency)
+    .bind(&new.description)
+    .bind(&new.product_code)
+    .bind(new.tax_included)
+    .bind(&new.original_id)
+    .bind(&new.consume_pin)
+    .bind(new.processing_until.unix_millis())
+    .bind(now.unix_millis())
+    .bind(new.limits.is_some())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        tx.rollback().await?;
+        let mut conn = store.pool.acquire().await?;
+        let existing = by_ext(&mut conn, new.partner_id, &new.ext_transaction_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        return Ok(Err(BeginOutcome::Existing(existing)));
+    }
+    match check_after_insert(&mut tx, new, now).await? {
+        Ok(original_ext) => Ok(Ok((tx, original_ext))),
+        Err(refusal) => {
+            tx.rollback().await?;
+            Ok(Err(match refusal {
+                Refusal::Limit => BeginOutcome::LimitExceeded,
+                Refusal::Refund => BeginOutcome::RefundExceedsOriginal,
+                Refusal::Consent => BeginOutcome::ConsentUnusable,
+            }))
+        }
+    }
+}
+
+/// What a transaction's final state brings with it: a successful refund counts against its
+/// original; the receipt is queued.
+async fn after_final(
+    conn: &mut PgConnection,
+    record: &TransactionRecord,
+    receipt: &Receipt,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if let (TxType::Refund, TxStatus::Success, Some(original)) =
+        (record.tx_type, record.status, &record.original_id)
+    {
+        sqlx::query("UPDATE transactions SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3")
+            .bind(record.amount_minor)
+            .bind(now.unix_millis())
+            .bind(original)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(n) = receipt {
+        insert_notification(conn, n, now).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl TransactionStore for PgStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let now = Timestamp::now();
-        if let Some(original) = &new.original_id {
-            // Before the insert: its foreign key would take a share lock on the original that
-            // parallel refunds could not then upgrade without deadlocking.
-            sqlx::query("SELECT 1 FROM transactions WHERE id = $1 FOR UPDATE")
-                .bind(original)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Insert first: a concurrent twin waits on the unique key, then finds this row. With
-        // limits, the row is produced only once the account's advisory lock is held (parallel
-        // charges of one account, on any instance, pass the limit check one by one), in the
-        // same round trip. The sums then run as a later statement, whose snapshot sees what
-        // the previous holder committed.
-        let inserted = sqlx::query(
-            "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
-                 customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
-                 original_id, pin_id, processing_until, next_check_at, created_at, updated_at)
-             SELECT $1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $18
-             FROM (SELECT CASE WHEN $19 THEN pg_advisory_xact_lock(hashtextextended('limits:' || $9, 0)) END) AS l
-             ON CONFLICT ON CONSTRAINT transactions_idempotency DO NOTHING",
-        )
-        .bind(&new.id)
-        .bind(new.partner_id)
-        .bind(&new.ext_transaction_id)
-        .bind(&new.fingerprint)
-        .bind(new.tx_type.as_str())
-        .bind(&new.customer)
-        .bind(&new.customer_kind)
-        .bind(&new.csp_id)
-        .bind(&new.account_key)
-        .bind(new.amount_minor)
-        .bind(&new.currency)
-        .bind(&new.description)
-        .bind(&new.product_code)
-        .bind(new.tax_included)
-        .bind(&new.original_id)
-        .bind(&new.consume_pin)
-        .bind(new.processing_until.unix_millis())
-        .bind(now.unix_millis())
-        .bind(new.limits.is_some())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            let mut conn = self.pool.acquire().await?;
-            let existing = by_ext(&mut conn, new.partner_id, &new.ext_transaction_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            return Ok(BeginOutcome::Existing(existing));
-        }
-        let original_ext = match check_after_insert(&mut tx, &new, now).await? {
-            Ok(original_ext) => original_ext,
-            Err(refusal) => {
-                tx.rollback().await?;
-                return Ok(match refusal {
-                    Refusal::Limit => BeginOutcome::LimitExceeded,
-                    Refusal::Refund => BeginOutcome::RefundExceedsOriginal,
-                    Refusal::Consent => BeginOutcome::ConsentUnusable,
-                });
-            }
+        let (tx, original_ext) = match open_begin(self, &new, now).await? {
+            Ok(open) => open,
+            Err(refused) => return Ok(refused),
         };
         tx.commit().await?;
         Ok(BeginOutcome::Created(new.into_record(now, original_ext)))
+    }
+
+    async fn begin_inline(
+        &self,
+        new: NewTransaction,
+        csp: InlineCsp,
+        receipt: Receipt,
+    ) -> Result<ChargedInline, StoreError> {
+        let now = Timestamp::now();
+        let (mut tx, original_ext) = match open_begin(self, &new, now).await? {
+            Ok(open) => open,
+            Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
+        };
+        let answer = csp();
+        let Some(record) = new.into_answered(&answer, now, original_ext) else {
+            // The rollback removes the row and gives the consent back.
+            tx.rollback().await?;
+            let InlineAnswer::Unavailable { retry_after_secs } = answer else {
+                return Err(StoreError::Backend("an answered charge made no row".into()));
+            };
+            return Ok(ChargedInline::Unavailable { retry_after_secs });
+        };
+        sqlx::query(
+            "UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3,
+                 next_check_at = $4, processing_until = $5
+             WHERE id = $6",
+        )
+        .bind(record.status.as_str())
+        .bind(&record.csp_reference)
+        .bind(&record.failure_code)
+        .bind(record.next_check_at.unix_millis())
+        .bind(record.processing_until.unix_millis())
+        .bind(&record.id)
+        .execute(&mut *tx)
+        .await?;
+        // Only a success has anything to follow it: no receipt for a decline.
+        if record.status == TxStatus::Success {
+            after_final(&mut tx, &record, &receipt, now).await?;
+        }
+        tx.commit().await?;
+        Ok(ChargedInline::Written(record))
     }
 
     async fn settle_transaction(
@@ -280,19 +361,7 @@ impl TransactionStore for PgStore {
             });
         };
         let record = from_row(&row)?;
-        if let (TxType::Refund, TxStatus::Success, Some(original)) =
-            (record.tx_type, record.status, &record.original_id)
-        {
-            sqlx::query("UPDATE transactions SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3")
-                .bind(record.amount_minor)
-                .bind(now.unix_millis())
-                .bind(original)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(n) = &receipt {
-            insert_notification(&mut tx, n, now).await?;
-        }
+        after_final(&mut tx, &record, &receipt, now).await?;
         tx.commit().await?;
         Ok(Settled {
             record,

@@ -5,8 +5,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, NewTransaction, Receipt, Settled, Settlement, SpendingLimits, StoreError,
-    TransactionQuery, TransactionRecord, TransactionStore, TxStatus, TxType,
+    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, Receipt, Settled,
+    Settlement, SpendingLimits, StoreError, TransactionQuery, TransactionRecord, TransactionStore,
+    TxStatus, TxType,
 };
 
 macro_rules! tx_columns {
@@ -114,20 +115,24 @@ fn spent(
         )?)
 }
 
-fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
-    // The single writer runs this whole function alone: every check below holds until the
-    // insert commits.
+/// The checks that hold with the insert, and the consent used up: `Err` is the refusal. For a
+/// refund, answers the original's `extTransactionID`. The single writer runs the whole write
+/// alone: every check holds until it commits.
+fn admit(
+    conn: &Connection,
+    new: &NewTransaction,
+    now: Timestamp,
+) -> Result<Result<Option<String>, BeginOutcome>, StoreError> {
     if let Some(existing) = by_ext(conn, new.partner_id, &new.ext_transaction_id)? {
-        return Ok(BeginOutcome::Existing(existing));
+        return Ok(Err(BeginOutcome::Existing(existing)));
     }
-    let now = Timestamp::now();
     if let Some(limits) = &new.limits {
         let over = new.amount_minor > limits.per_transaction || {
-            let (day, month) = spent(conn, &new, limits)?;
+            let (day, month) = spent(conn, new, limits)?;
             day + new.amount_minor > limits.per_day || month + new.amount_minor > limits.per_month
         };
         if over {
-            return Ok(BeginOutcome::LimitExceeded);
+            return Ok(Err(BeginOutcome::LimitExceeded));
         }
     }
     let mut original_ext = None;
@@ -147,7 +152,7 @@ fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreEr
             )?
             .query_row([original], |r| r.get(0))?;
         if status != "SUCCESS" || refunding + new.amount_minor > amount {
-            return Ok(BeginOutcome::RefundExceedsOriginal);
+            return Ok(Err(BeginOutcome::RefundExceedsOriginal));
         }
     }
     if let Some(pin_id) = &new.consume_pin {
@@ -158,36 +163,116 @@ fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreEr
             )?
             .execute(params![now.unix_millis(), pin_id, new.partner_id])?;
         if used == 0 {
-            return Ok(BeginOutcome::ConsentUnusable);
+            return Ok(Err(BeginOutcome::ConsentUnusable));
         }
     }
+    Ok(Ok(original_ext))
+}
+
+/// Inserts the row as `record` describes it (PENDING, or final for an in-process CSP).
+fn insert(conn: &Connection, r: &TransactionRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
              customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
-             original_id, pin_id, processing_until, next_check_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18, ?18)",
+             original_id, pin_id, processing_until, next_check_at, created_at, updated_at, csp_reference, failure_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22)",
     )?
     .execute(params![
-        new.id,
-        new.partner_id,
-        new.ext_transaction_id,
-        new.fingerprint,
-        new.tx_type.as_str(),
-        new.customer,
-        new.customer_kind,
-        new.csp_id,
-        new.account_key,
-        new.amount_minor,
-        new.currency,
-        new.description,
-        new.product_code,
-        i64::from(new.tax_included),
-        new.original_id,
-        new.consume_pin,
-        new.processing_until.unix_millis(),
-        now.unix_millis()
+        r.id,
+        r.partner_id,
+        r.ext_transaction_id,
+        r.fingerprint,
+        r.tx_type.as_str(),
+        r.status.as_str(),
+        r.customer,
+        r.customer_kind,
+        r.csp_id,
+        r.account_key,
+        r.amount_minor,
+        r.currency,
+        r.description,
+        r.product_code,
+        i64::from(r.tax_included),
+        r.original_id,
+        r.pin_id,
+        r.processing_until.unix_millis(),
+        r.next_check_at.unix_millis(),
+        r.created_at.unix_millis(),
+        r.csp_reference,
+        r.failure_code
     ])?;
-    Ok(BeginOutcome::Created(new.into_record(now, original_ext)))
+    Ok(())
+}
+
+fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
+    let now = Timestamp::now();
+    let original_ext = match admit(conn, &new, now)? {
+        Ok(original_ext) => original_ext,
+        Err(refused) => return Ok(refused),
+    };
+    let record = new.into_record(now, original_ext);
+    insert(conn, &record)?;
+    Ok(BeginOutcome::Created(record))
+}
+
+fn begin_inline(
+    conn: &Connection,
+    new: NewTransaction,
+    csp: InlineCsp,
+    receipt: &Receipt,
+) -> Result<ChargedInline, StoreError> {
+    let now = Timestamp::now();
+    let original_ext = match admit(conn, &new, now)? {
+        Ok(original_ext) => original_ext,
+        Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
+    };
+    let answer = csp();
+    let pin = new.consume_pin.clone();
+    let Some(record) = new.into_answered(&answer, now, original_ext) else {
+        if let Some(pin) = pin {
+            give_back_consent(conn, &pin, now)?;
+        }
+        let InlineAnswer::Unavailable { retry_after_secs } = answer else {
+            return Err(StoreError::Backend("an answered charge made no row".into()));
+        };
+        return Ok(ChargedInline::Unavailable { retry_after_secs });
+    };
+    insert(conn, &record)?;
+    // Only a success has anything to follow it: no receipt for a decline.
+    if record.status == TxStatus::Success {
+        after_final(conn, &record, receipt, now)?;
+    }
+    Ok(ChargedInline::Written(record))
+}
+
+/// What a transaction's final state brings with it: a successful refund counts against its
+/// original; the receipt is queued.
+fn after_final(
+    conn: &Connection,
+    record: &TransactionRecord,
+    receipt: &Receipt,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if let (TxType::Refund, TxStatus::Success, Some(original)) =
+        (record.tx_type, record.status, &record.original_id)
+    {
+        conn.prepare_cached(
+            "UPDATE transactions SET refunded_minor = refunded_minor + ?1, updated_at = ?2 WHERE id = ?3",
+        )?
+        .execute(params![record.amount_minor, now.unix_millis(), original])?;
+    }
+    if let Some(n) = receipt {
+        insert_notification(conn, n, now)?;
+    }
+    Ok(())
+}
+
+fn give_back_consent(conn: &Connection, pin: &str, now: Timestamp) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE pin_challenges SET status = 'VALIDATED', updated_at = ?1 WHERE id = ?2 AND status = 'CONSUMED'",
+    )?
+    .execute(params![now.unix_millis(), pin])?;
+    Ok(())
 }
 
 fn settle(
@@ -212,17 +297,7 @@ fn settle(
         == 1;
     let record = by_id(conn, id)?.ok_or(StoreError::NotFound)?;
     if moved {
-        if let (TxType::Refund, TxStatus::Success, Some(original)) =
-            (record.tx_type, record.status, &record.original_id)
-        {
-            conn.prepare_cached(
-                "UPDATE transactions SET refunded_minor = refunded_minor + ?1, updated_at = ?2 WHERE id = ?3",
-            )?
-            .execute(params![record.amount_minor, now.unix_millis(), original])?;
-        }
-        if let Some(n) = receipt {
-            insert_notification(conn, n, now)?;
-        }
+        after_final(conn, &record, receipt, now)?;
     }
     Ok(Settled { record, moved })
 }
@@ -231,6 +306,17 @@ fn settle(
 impl TransactionStore for SqliteStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
         self.writer.write(move |conn| begin(conn, new)).await
+    }
+
+    async fn begin_inline(
+        &self,
+        new: NewTransaction,
+        csp: InlineCsp,
+        receipt: Receipt,
+    ) -> Result<ChargedInline, StoreError> {
+        self.writer
+            .write(move |conn| begin_inline(conn, new, csp, &receipt))
+            .await
     }
 
     async fn settle_transaction(
@@ -250,17 +336,18 @@ impl TransactionStore for SqliteStore {
         self.writer
             .write(move |conn| {
                 let pin: Option<Option<String>> = conn
-                    .prepare_cached("SELECT pin_id FROM transactions WHERE id = ?1 AND status = 'PENDING'")?
+                    .prepare_cached(
+                        "SELECT pin_id FROM transactions WHERE id = ?1 AND status = 'PENDING'",
+                    )?
                     .query_row([&id], |r| r.get(0))
                     .optional()?;
                 let Some(pin) = pin else { return Ok(()) };
-                conn.prepare_cached("DELETE FROM transactions WHERE id = ?1 AND status = 'PENDING'")?
-                    .execute([&id])?;
+                conn.prepare_cached(
+                    "DELETE FROM transactions WHERE id = ?1 AND status = 'PENDING'",
+                )?
+                .execute([&id])?;
                 if let Some(pin) = pin {
-                    conn.prepare_cached(
-                        "UPDATE pin_challenges SET status = 'VALIDATED', updated_at = ?1 WHERE id = ?2 AND status = 'CONSUMED'",
-                    )?
-                    .execute(params![Timestamp::now().unix_millis(), pin])?;
+                    give_back_consent(conn, &pin, Timestamp::now())?;
                 }
                 Ok(())
             })
