@@ -308,20 +308,20 @@ impl Hub {
         if account.currency != cmd.money.currency() {
             return Err(TxError::CurrencyNotSupported);
         }
-        let limits = self
+        // Every charge counts in its day and month, so that limits configured later see it;
+        // without a limit in the account's currency nothing is enforced.
+        let (day_start, month_start) = self.windows(now);
+        let policy = self
             .settings(&account.csp_id)
             .and_then(|s| s.limits)
-            .filter(|l| l.currency == account.currency)
-            .map(|l| {
-                let (day_start, month_start) = self.windows(now);
-                SpendingLimits {
-                    per_transaction: l.per_transaction.get(),
-                    per_day: l.per_day.get(),
-                    per_month: l.per_month.get(),
-                    day_start,
-                    month_start,
-                }
-            });
+            .filter(|l| l.currency == account.currency);
+        let limits = Some(SpendingLimits {
+            per_transaction: policy.map_or(i64::MAX, |l| l.per_transaction.get()),
+            per_day: policy.map_or(i64::MAX, |l| l.per_day.get()),
+            per_month: policy.map_or(i64::MAX, |l| l.per_month.get()),
+            day_start,
+            month_start,
+        });
         Ok(self.new_transaction(
             partner,
             cmd,

@@ -23,6 +23,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 3, "0003_pins"),
     migration!("sqlite", 4, "0004_transactions"),
     migration!("sqlite", 5, "0005_settlement"),
+    migration!("sqlite", 6, "0006_spending"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -31,6 +32,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 3, "0003_pins"),
     migration!("postgres", 4, "0004_transactions"),
     migration!("postgres", 5, "0005_settlement"),
+    migration!("postgres", 6, "0006_spending"),
 ];
 
 pub fn latest(set: &[Migration]) -> i64 {

@@ -129,7 +129,8 @@ pub struct NewTransaction {
     /// A validated PIN consent to use up with this transaction.
     pub consume_pin: Option<String>,
     /// For a charge: limits to enforce, counting this account's successful and pending
-    /// charges.
+    /// charges, and the day and month the charge itself counts in. A transaction written
+    /// without them (a refund) is neither checked nor counted.
     pub limits: Option<SpendingLimits>,
     /// Until then, the request that writes the row is talking to the CSP.
     pub processing_until: Timestamp,

@@ -12,7 +12,7 @@ use dcbhub_store::{
     BeginOutcome, ChargedInline, DeliveryResult, EnqueueOutcome, InlineAnswer, InlineCsp,
     NewNotification, NewPartner, NewPin, NewTransaction, NotificationStatus, PinBinding,
     PinCheckOutcome, PinSendOutcome, PinSendPolicy, PinStatus, Settlement, SpendingLimits, Store,
-    StoreError, TransactionQuery, TxStatus, TxType,
+    StoreError, TransactionQuery, TransactionRecord, TxStatus, TxType,
 };
 
 macro_rules! contract {
@@ -60,6 +60,7 @@ contract!(
     inline_charges_commit_with_their_answer,
     inline_unavailable_writes_nothing_and_keeps_the_consent,
     parallel_inline_charges_never_pass_a_limit_together,
+    spending_totals_follow_the_charges,
 );
 
 fn code(s: &str) -> PartnerCode {
@@ -858,14 +859,18 @@ async fn transactions_are_idempotent_and_final(store: Arc<dyn Store>) {
     assert_eq!(store.transaction_by_ext(p.id, "ott-2").await.unwrap(), None);
 }
 
+/// Limits with the windows of today (UTC) and a month that began ten days ago, as the core
+/// computes them: every charge of a day names the same day start.
 fn limits(per_tx: i64, per_day: i64, per_month: i64) -> Option<SpendingLimits> {
-    let now = Timestamp::now();
+    const DAY: i64 = 86_400_000;
+    let now = Timestamp::now().unix_millis();
+    let day_start = now - now % DAY;
     Some(SpendingLimits {
         per_transaction: per_tx,
         per_day,
         per_month,
-        day_start: now.plus_millis(-3_600_000),
-        month_start: now.plus_millis(-86_400_000),
+        day_start: Timestamp::from_unix_millis(day_start),
+        month_start: Timestamp::from_unix_millis(day_start - 10 * DAY),
     })
 }
 
@@ -1457,4 +1462,131 @@ async fn parallel_inline_charges_never_pass_a_limit_together(store: Arc<dyn Stor
     }
     assert_eq!(written, 5, "500 a day in charges of 100");
     assert_eq!(asked.load(Ordering::SeqCst), 5);
+}
+
+/// Spending totals follow the charges: a day's total is the day's PENDING and SUCCESS
+/// charges, a month's the sum of its days; a charge leaves its own day's total when it fails
+/// or is abandoned, and a decline never counts.
+async fn spending_totals_follow_the_charges(store: Arc<dyn Store>) {
+    const DAY: i64 = 86_400_000;
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let today = limits(10_000, 1_000, 1_500).unwrap();
+    let yesterday = SpendingLimits {
+        day_start: today.day_start.plus_millis(-DAY),
+        ..today
+    };
+    let write = |ext: &str, amount: i64, windows: SpendingLimits| {
+        let store = store.clone();
+        let new = NewTransaction {
+            limits: Some(windows),
+            ..charge(p.id, ext, "447700900000", amount)
+        };
+        async move { store.begin_transaction(new).await.unwrap() }
+    };
+    // Yesterday's 800 counts in the month only.
+    let BeginOutcome::Created(old) = write("y1", 800, yesterday).await else {
+        panic!()
+    };
+    let BeginOutcome::Created(a) = write("t1", 600, today).await else {
+        panic!()
+    };
+    assert_eq!(
+        write("t2", 200, today).await,
+        BeginOutcome::LimitExceeded,
+        "800 + 600 + 200 is over the month's 1500"
+    );
+    // Yesterday's charge fails: the month has room again, today's total is unchanged.
+    store
+        .settle_transaction(
+            &old.id,
+            Settlement::Failed {
+                failure_code: "transaction-declined".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        write("t3", 500, today).await,
+        BeginOutcome::LimitExceeded,
+        "600 + 500 is over the day's 1000"
+    );
+    let BeginOutcome::Created(b) = write("t4", 400, today).await else {
+        panic!()
+    };
+    // An abandoned charge gives its share back; a success keeps it.
+    store.abandon_transaction(&b.id).await.unwrap();
+    store
+        .settle_transaction(
+            &a.id,
+            Settlement::Success {
+                csp_reference: "c".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // A decline at an in-process CSP never counts; an unknown answer does.
+    let declined = InlineAnswer::Final(Settlement::Failed {
+        failure_code: "insufficient-funds".into(),
+    });
+    let asked = Arc::new(AtomicUsize::new(0));
+    let inline = |ext: &str, amount: i64, answer: InlineAnswer| {
+        let store = store.clone();
+        let new = NewTransaction {
+            limits: Some(today),
+            ..charge(p.id, ext, "447700900000", amount)
+        };
+        let csp = answering(answer, &asked);
+        async move { store.begin_inline(new, csp, None).await.unwrap() }
+    };
+    assert!(matches!(
+        inline("i1", 400, declined).await,
+        ChargedInline::Written(TransactionRecord {
+            status: TxStatus::Failed,
+            ..
+        })
+    ));
+    let unknown = InlineAnswer::Unknown {
+        next_check_at: Timestamp::now(),
+    };
+    assert!(matches!(
+        inline("i2", 300, unknown).await,
+        ChargedInline::Written(TransactionRecord {
+            status: TxStatus::Pending,
+            ..
+        })
+    ));
+    // 600 + 300 counted today: 100 is left, 101 is over.
+    assert_eq!(
+        inline("i3", 101, success("x")).await,
+        ChargedInline::NotBegun(BeginOutcome::LimitExceeded)
+    );
+    assert!(matches!(
+        inline("i4", 100, success("y")).await,
+        ChargedInline::Written(_)
+    ));
+    // Refunds are written without windows: they neither count nor are checked.
+    let refund = NewTransaction {
+        tx_type: TxType::Refund,
+        original_id: Some(a.id.clone()),
+        ..charge(p.id, "t1-r", "447700900000", 600)
+    };
+    assert!(matches!(
+        store.begin_transaction(refund).await.unwrap(),
+        BeginOutcome::Created(_)
+    ));
+    // Another currency of the same account has totals of its own.
+    let euros = NewTransaction {
+        limits: Some(today),
+        currency: "EUR".into(),
+        ..charge(p.id, "e1", "447700900000", 1_000)
+    };
+    assert!(matches!(
+        store.begin_transaction(euros).await.unwrap(),
+        BeginOutcome::Created(_)
+    ));
 }

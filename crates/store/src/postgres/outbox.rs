@@ -108,7 +108,7 @@ impl OutboxStore for PgStore {
                 .await?;
             let row = sqlx::query(
                 "SELECT COUNT(*), MIN(created_at) FROM notifications
-                 WHERE partner_id = $1 AND recipient = $2 AND created_at > $3",
+                 WHERE partner_id = $1 AND recipient = $2 AND created_at > $3 AND kind <> 'RECEIPT'",
             )
             .bind(n.partner_id)
             .bind(n.recipient.as_str())

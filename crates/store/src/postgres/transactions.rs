@@ -88,18 +88,16 @@ async fn by_ext(
     .transpose()
 }
 
-/// This account's successful and pending charges since the day's and the month's start,
-/// in one scan of the month.
+/// This account's successful and pending charges since the day's and the month's start, from
+/// the day totals of the month.
 async fn spent(
     conn: &mut PgConnection,
     new: &NewTransaction,
     limits: &SpendingLimits,
 ) -> Result<(i64, i64), StoreError> {
     let (day, month): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SUM(amount_minor) FILTER (WHERE created_at >= $3))::BIGINT, SUM(amount_minor)::BIGINT
-         FROM transactions
-         WHERE account_key = $1 AND currency = $2 AND type = 'CHARGE' AND status <> 'FAILED'
-           AND created_at >= LEAST($3, $4)",
+        "SELECT (SUM(total) FILTER (WHERE day_start >= $3))::BIGINT, SUM(total)::BIGINT
+         FROM spending_days WHERE account_key = $1 AND currency = $2 AND day_start >= $4",
     )
     .bind(&new.account_key)
     .bind(&new.currency)
@@ -108,6 +106,47 @@ async fn spent(
     .fetch_one(conn)
     .await?;
     Ok((day.unwrap_or(0), month.unwrap_or(0)))
+}
+
+/// Counts a charge in the total of the day it is written in (the day of its limit windows).
+async fn count_spending(conn: &mut PgConnection, new: &NewTransaction) -> Result<(), StoreError> {
+    let Some(limits) = &new.limits else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO spending_days (account_key, currency, day_start, total) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (account_key, currency, day_start) DO UPDATE SET total = spending_days.total + EXCLUDED.total",
+    )
+    .bind(&new.account_key)
+    .bind(&new.currency)
+    .bind(limits.day_start.unix_millis())
+    .bind(new.amount_minor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes a PENDING charge that fails or is abandoned out of the day total it counted in
+/// (`spend_day`; none for a charge that never counted).
+async fn uncount_spending(
+    conn: &mut PgConnection,
+    r: &TransactionRecord,
+    spend_day: Option<i64>,
+) -> Result<(), StoreError> {
+    let Some(day) = spend_day else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE spending_days SET total = GREATEST(0, total - $4)
+         WHERE account_key = $1 AND currency = $2 AND day_start = $3",
+    )
+    .bind(&r.account_key)
+    .bind(&r.currency)
+    .bind(day)
+    .bind(r.amount_minor)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 enum Refusal {
@@ -124,10 +163,10 @@ async fn check_after_insert(
     now: Timestamp,
 ) -> Result<Result<Option<String>, Refusal>, StoreError> {
     if let Some(limits) = &new.limits {
-        // The new row is already counted in the sums.
         let over = new.amount_minor > limits.per_transaction || {
             let (day, month) = spent(conn, new, limits).await?;
-            day > limits.per_day || month > limits.per_month
+            day.saturating_add(new.amount_minor) > limits.per_day
+                || month.saturating_add(new.amount_minor) > limits.per_month
         };
         if over {
             return Ok(Err(Refusal::Limit));
@@ -195,13 +234,13 @@ async fn open_begin(
     // Insert first: a concurrent twin waits on the unique key, then finds this row. With
     // limits, the row is produced only once the account's advisory lock is held (parallel
     // charges of one account, on any instance, pass the limit check one by one), in the
-    // same round trip. The sums then run as a later statement, whose snapshot sees what
-    // the previous holder committed.
+    // same round trip. The day totals are then read by a later statement, whose snapshot
+    // sees what the previous holder committed.
     let inserted = sqlx::query(
         "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
              customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
-             original_id, pin_id, processing_until, next_check_at, created_at, updated_at)
-         SELECT $1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $18
+             original_id, pin_id, processing_until, next_check_at, created_at, updated_at, spend_day)
+         SELECT $1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $18, $20
          FROM (SELECT CASE WHEN $19 THEN pg_advisory_xact_lock(hashtextextended('limits:' || $9, 0)) END) AS l
          ON CONFLICT ON CONSTRAINT transactions_idempotency DO NOTHING",
     )
@@ -224,6 +263,7 @@ async fn open_begin(
     .bind(new.processing_until.unix_millis())
     .bind(now.unix_millis())
     .bind(new.limits.is_some())
+    .bind(new.limits.as_ref().map(|l| l.day_start.unix_millis()))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -276,10 +316,11 @@ async fn after_final(
 impl TransactionStore for PgStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
         let now = Timestamp::now();
-        let (tx, original_ext) = match open_begin(self, &new, now).await? {
+        let (mut tx, original_ext) = match open_begin(self, &new, now).await? {
             Ok(open) => open,
             Err(refused) => return Ok(refused),
         };
+        count_spending(&mut tx, &new).await?;
         tx.commit().await?;
         Ok(BeginOutcome::Created(new.into_record(now, original_ext)))
     }
@@ -296,6 +337,7 @@ impl TransactionStore for PgStore {
             Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
         };
         let answer = csp();
+        let new_spending = new.clone();
         let Some(record) = new.into_answered(&answer, now, original_ext) else {
             // The rollback removes the row and gives the consent back.
             tx.rollback().await?;
@@ -304,9 +346,14 @@ impl TransactionStore for PgStore {
             };
             return Ok(ChargedInline::Unavailable { retry_after_secs });
         };
+        // A decline never counts against the limits.
+        let counted = record.status != TxStatus::Failed;
+        if counted {
+            count_spending(&mut tx, &new_spending).await?;
+        }
         sqlx::query(
             "UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3,
-                 next_check_at = $4, processing_until = $5
+                 next_check_at = $4, processing_until = $5, spend_day = CASE WHEN $7 THEN spend_day END
              WHERE id = $6",
         )
         .bind(record.status.as_str())
@@ -315,6 +362,7 @@ impl TransactionStore for PgStore {
         .bind(record.next_check_at.unix_millis())
         .bind(record.processing_until.unix_millis())
         .bind(&record.id)
+        .bind(counted)
         .execute(&mut *tx)
         .await?;
         // Only a success has anything to follow it: no receipt for a decline.
@@ -342,7 +390,8 @@ impl TransactionStore for PgStore {
         let moved = sqlx::query(concat!(
             "UPDATE transactions AS t SET status = $1, csp_reference = $2, failure_code = $3, updated_at = $4
              WHERE t.id = $5 AND t.status = 'PENDING' RETURNING ",
-            tx_columns!()
+            tx_columns!(),
+            ", t.spend_day"
         ))
         .bind(status)
         .bind(reference)
@@ -361,6 +410,9 @@ impl TransactionStore for PgStore {
             });
         };
         let record = from_row(&row)?;
+        if record.status == TxStatus::Failed {
+            uncount_spending(&mut tx, &record, row.try_get(27)?).await?;
+        }
         after_final(&mut tx, &record, &receipt, now).await?;
         tx.commit().await?;
         Ok(Settled {
@@ -371,13 +423,21 @@ impl TransactionStore for PgStore {
 
     async fn abandon_transaction(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let deleted: Option<Option<String>> = sqlx::query_scalar(
-            "DELETE FROM transactions WHERE id = $1 AND status = 'PENDING' RETURNING pin_id",
-        )
+        let deleted = sqlx::query(concat!(
+            "DELETE FROM transactions AS t WHERE t.id = $1 AND t.status = 'PENDING' RETURNING ",
+            tx_columns!(),
+            ", t.spend_day"
+        ))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(Some(pin)) = deleted {
+        let Some(row) = deleted else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        let record = from_row(&row)?;
+        uncount_spending(&mut tx, &record, row.try_get(27)?).await?;
+        if let Some(pin) = record.pin_id {
             sqlx::query("UPDATE pin_challenges SET status = 'VALIDATED', updated_at = $1 WHERE id = $2 AND status = 'CONSUMED'")
                 .bind(Timestamp::now().unix_millis())
                 .bind(pin)

@@ -1,6 +1,7 @@
 //! SQLite store: writes through the single [`writer::Writer`] (group commit), reads on a
 //! small pool of read-only connections.
 
+mod checkpoint;
 mod outbox;
 mod partners;
 mod pins;
@@ -44,8 +45,9 @@ impl SqliteStore {
         if migrate {
             apply_migrations(&conn)?;
         }
-        let writer = Writer::start(conn)?;
-        start_checkpointer(path.clone());
+        let top_up = checkpoint::TopUp::default();
+        let writer = Writer::start(conn, wal_path(&path), top_up.clone())?;
+        checkpoint::start(path.clone(), top_up);
         Ok(Self {
             writer,
             readers: Readers::new(path),
@@ -53,16 +55,24 @@ impl SqliteStore {
     }
 }
 
+/// SQLite names a database's WAL after it: `<database>-wal`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    // FULL: a commit is on disk before anyone is answered. Checkpoints run on their own
-    // thread (see `start_checkpointer`) to keep them off the commit path.
+    // NORMAL: the commit does not wait for the disk; the writer's syncer thread fsyncs the
+    // WAL before anyone is answered (see `writer`). Checkpoints run on their own thread (see
+    // `checkpoint`) to keep them off the commit path.
     conn.execute_batch(
         "PRAGMA page_size = 1024;
          PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+         PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = 0;",
     )?;
@@ -120,31 +130,6 @@ fn apply_migrations(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Moves WAL pages into the database file every half second, away from the writer thread.
-fn start_checkpointer(path: PathBuf) {
-    let spawned = std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
-        .spawn(move || {
-            let conn = match Connection::open(&path) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "checkpointer cannot open the database");
-                    return;
-                }
-            };
-            let _ = conn.busy_timeout(BUSY_TIMEOUT);
-            loop {
-                std::thread::sleep(Duration::from_millis(500));
-                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                    tracing::warn!(error = %e, "wal checkpoint failed");
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the checkpointer thread");
-    }
-}
-
 #[async_trait]
 impl MetaStore for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -167,5 +152,74 @@ impl MetaStore for SqliteStore {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn charge(conn: &Connection, id: &str, account: &str, amount: i64, status: &str, at: i64) {
+        conn.execute(
+            "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
+                 customer_kind, csp_id, account_key, amount_minor, currency, description, tax_included,
+                 processing_until, next_check_at, created_at, updated_at)
+             VALUES (?1, 1, ?1, 'f', 'CHARGE', ?2, '+447700900100', 'msisdn', 'sandbox', ?3, ?4, 'GBP',
+                 'd', 1, ?5, ?5, ?5, ?5)",
+            rusqlite::params![id, status, account, amount, at],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_spending_migration_counts_the_last_month_of_charges_by_utc_day() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for m in &migrations::SQLITE[..5] {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        let now = dcbhub_domain::Timestamp::now().unix_millis();
+        let today = now - now % DAY;
+        charge(&conn, "tx_a", "sandbox:1", 100, "SUCCESS", today + 1);
+        charge(&conn, "tx_b", "sandbox:1", 200, "PENDING", today + 2);
+        charge(&conn, "tx_c", "sandbox:1", 400, "FAILED", today + 3);
+        charge(&conn, "tx_d", "sandbox:1", 800, "SUCCESS", today - DAY + 5);
+        charge(
+            &conn,
+            "tx_e",
+            "sandbox:1",
+            1600,
+            "SUCCESS",
+            today - 40 * DAY,
+        );
+        charge(&conn, "tx_f", "sandbox:2", 3200, "SUCCESS", today + 4);
+        conn.execute_batch(migrations::SQLITE[5].sql).unwrap();
+        let days: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT account_key, day_start, total FROM spending_days ORDER BY 1, 2")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = vec![
+            ("sandbox:1".to_owned(), today - DAY, 800),
+            ("sandbox:1".to_owned(), today, 300),
+            ("sandbox:2".to_owned(), today, 3200),
+        ];
+        assert_eq!(
+            days, expected,
+            "the failed and the 40-day-old charge do not count"
+        );
+        let failed: Option<i64> = conn
+            .query_row(
+                "SELECT spend_day FROM transactions WHERE id = 'tx_c'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(failed, None, "a failed charge never counts");
     }
 }

@@ -102,7 +102,8 @@ impl OutboxStore for SqliteStore {
                     let (count, oldest): (i64, Option<i64>) = conn
                         .prepare_cached(
                             "SELECT COUNT(*), MIN(created_at) FROM notifications
-                             WHERE partner_id = ?1 AND recipient = ?2 AND created_at > ?3",
+                             WHERE partner_id = ?1 AND recipient = ?2 AND created_at > ?3
+                               AND kind <> 'RECEIPT'",
                         )?
                         .query_row(
                             params![

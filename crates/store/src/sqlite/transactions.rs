@@ -89,8 +89,8 @@ fn by_ext(
     .transpose()
 }
 
-/// This account's successful and pending charges since the day's and the month's start,
-/// in one scan of the month.
+/// This account's successful and pending charges since the day's and the month's start, from
+/// the day totals of the month.
 fn spent(
     conn: &Connection,
     new: &NewTransaction,
@@ -98,11 +98,8 @@ fn spent(
 ) -> Result<(i64, i64), StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(CASE WHEN created_at >= ?3 THEN amount_minor END), 0),
-                    COALESCE(SUM(amount_minor), 0)
-             FROM transactions
-             WHERE account_key = ?1 AND currency = ?2 AND type = 'CHARGE' AND status <> 'FAILED'
-               AND created_at >= MIN(?3, ?4)",
+            "SELECT COALESCE(SUM(CASE WHEN day_start >= ?3 THEN total END), 0), COALESCE(SUM(total), 0)
+             FROM spending_days WHERE account_key = ?1 AND currency = ?2 AND day_start >= ?4",
         )?
         .query_row(
             params![
@@ -113,6 +110,27 @@ fn spent(
             ],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
+}
+
+/// Counts a charge in the total of the day it is written in.
+fn count_spending(conn: &Connection, r: &TransactionRecord, day: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO spending_days (account_key, currency, day_start, total) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account_key, currency, day_start) DO UPDATE SET total = total + excluded.total",
+    )?
+    .execute(params![r.account_key, r.currency, day, r.amount_minor])?;
+    Ok(())
+}
+
+/// Takes a PENDING charge that fails or is abandoned out of the day total it counted in.
+fn uncount_spending(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE spending_days SET total = MAX(0, total - (SELECT amount_minor FROM transactions WHERE id = ?1))
+         WHERE (account_key, currency, day_start) =
+               (SELECT account_key, currency, spend_day FROM transactions WHERE id = ?1)",
+    )?
+    .execute([id])?;
+    Ok(())
 }
 
 /// The checks that hold with the insert, and the consent used up: `Err` is the refusal. For a
@@ -129,7 +147,8 @@ fn admit(
     if let Some(limits) = &new.limits {
         let over = new.amount_minor > limits.per_transaction || {
             let (day, month) = spent(conn, new, limits)?;
-            day + new.amount_minor > limits.per_day || month + new.amount_minor > limits.per_month
+            day.saturating_add(new.amount_minor) > limits.per_day
+                || month.saturating_add(new.amount_minor) > limits.per_month
         };
         if over {
             return Ok(Err(BeginOutcome::LimitExceeded));
@@ -169,13 +188,19 @@ fn admit(
     Ok(Ok(original_ext))
 }
 
-/// Inserts the row as `record` describes it (PENDING, or final for an in-process CSP).
-fn insert(conn: &Connection, r: &TransactionRecord) -> Result<(), StoreError> {
+/// Inserts the row as `record` describes it (PENDING, or final for an in-process CSP), counted
+/// in the spending total of `spend_day` when given.
+fn insert(
+    conn: &Connection,
+    r: &TransactionRecord,
+    spend_day: Option<i64>,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
              customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
-             original_id, pin_id, processing_until, next_check_at, created_at, updated_at, csp_reference, failure_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22)",
+             original_id, pin_id, processing_until, next_check_at, created_at, updated_at, csp_reference, failure_code,
+             spend_day)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22, ?23)",
     )?
     .execute(params![
         r.id,
@@ -199,9 +224,18 @@ fn insert(conn: &Connection, r: &TransactionRecord) -> Result<(), StoreError> {
         r.next_check_at.unix_millis(),
         r.created_at.unix_millis(),
         r.csp_reference,
-        r.failure_code
+        r.failure_code,
+        spend_day
     ])?;
+    if let Some(day) = spend_day {
+        count_spending(conn, r, day)?;
+    }
     Ok(())
+}
+
+/// The day a new charge counts in: charges written with spending windows count.
+fn spend_day(new: &NewTransaction) -> Option<i64> {
+    new.limits.as_ref().map(|l| l.day_start.unix_millis())
 }
 
 fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
@@ -210,8 +244,9 @@ fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreEr
         Ok(original_ext) => original_ext,
         Err(refused) => return Ok(refused),
     };
+    let day = spend_day(&new);
     let record = new.into_record(now, original_ext);
-    insert(conn, &record)?;
+    insert(conn, &record, day)?;
     Ok(BeginOutcome::Created(record))
 }
 
@@ -228,6 +263,7 @@ fn begin_inline(
     };
     let answer = csp();
     let pin = new.consume_pin.clone();
+    let day = spend_day(&new);
     let Some(record) = new.into_answered(&answer, now, original_ext) else {
         if let Some(pin) = pin {
             give_back_consent(conn, &pin, now)?;
@@ -237,7 +273,9 @@ fn begin_inline(
         };
         return Ok(ChargedInline::Unavailable { retry_after_secs });
     };
-    insert(conn, &record)?;
+    // A decline never counts against the limits.
+    let day = day.filter(|_| record.status != TxStatus::Failed);
+    insert(conn, &record, day)?;
     // Only a success has anything to follow it: no receipt for a decline.
     if record.status == TxStatus::Success {
         after_final(conn, &record, receipt, now)?;
@@ -296,6 +334,9 @@ fn settle(
         .execute(params![status, reference, code, now.unix_millis(), id])?
         == 1;
     let record = by_id(conn, id)?.ok_or(StoreError::NotFound)?;
+    if moved && record.status == TxStatus::Failed {
+        uncount_spending(conn, id)?;
+    }
     if moved {
         after_final(conn, &record, receipt, now)?;
     }
@@ -342,6 +383,7 @@ impl TransactionStore for SqliteStore {
                     .query_row([&id], |r| r.get(0))
                     .optional()?;
                 let Some(pin) = pin else { return Ok(()) };
+                uncount_spending(conn, &id)?;
                 conn.prepare_cached(
                     "DELETE FROM transactions WHERE id = ?1 AND status = 'PENDING'",
                 )?

@@ -1,19 +1,29 @@
 //! The single SQLite writer. Every write of the process runs on one dedicated thread that
 //! owns the only writing connection. It takes whatever writes are waiting, runs each inside
-//! its own savepoint of one transaction, commits once (one fsync for the whole group) and
-//! only then answers each caller. A failed write rolls back its savepoint alone.
+//! its own savepoint of one transaction and commits once. A failed write rolls back its
+//! savepoint alone.
+//!
+//! The commit does not wait for the disk (`synchronous = NORMAL`): a second thread, the
+//! syncer, `fdatasync`s the WAL and only then answers the group's callers, while the writer
+//! already runs the next group. Nobody is told of a write before it is durable; a write is
+//! visible to readers up to one fsync earlier (so a power loss in that window can undo a
+//! write that no caller was told had succeeded; a process crash loses nothing, the WAL is in
+//! the page cache).
 //!
 //! Hand-written because no crate offers group commit over rusqlite; see
 //! `shared/reference/ceilings.md` for why this design (≈ 48k durable req/s against ≈ 7k for a
 //! pooled insert-per-request design on the same machine).
 
+use std::fs::File;
 use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpoint::TopUp;
 use crate::StoreError;
 
 /// Called after the group's commit with the commit's result.
@@ -24,18 +34,35 @@ type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 /// Most writes one commit takes; bounds the latency of the first write of a large group.
 const MAX_GROUP: usize = 512;
 
+/// A committed group on its way to the disk, with whom to answer once it is there.
+struct Committed {
+    /// The commit's own result (an error needs no fsync).
+    outcome: Result<(), String>,
+    completions: Vec<Completion>,
+}
+
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the writer over `conn` (opened with `synchronous = NORMAL`) and the syncer of
+    /// its WAL file `wal`.
+    pub fn start(conn: Connection, wal: PathBuf, top_up: TopUp) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let (committed, to_sync) = mpsc::channel::<Committed>();
+        let spawn_error = |e: std::io::Error| {
+            StoreError::Backend(format!("cannot start the writer threads: {e}"))
+        };
+        thread::Builder::new()
+            .name("sqlite-syncer".into())
+            .spawn(move || sync_loop(&wal, &to_sync))
+            .map_err(spawn_error)?;
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, queue))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+            .spawn(move || run(conn, queue, committed, top_up))
+            .map_err(spawn_error)?;
         Ok(Self { jobs })
     }
 
@@ -62,9 +89,13 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
+fn run(
+    conn: Connection,
+    queue: mpsc::Receiver<Job>,
+    committed: mpsc::Sender<Committed>,
+    top_up: TopUp,
+) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = queue.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -73,18 +104,66 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let mut completions = Vec::with_capacity(group.len());
         let outcome = commit_group(&conn, &mut group, &mut completions);
         // Jobs a failure left unrun are dropped here; their callers get an error.
         group.clear();
         if let Err(e) = &outcome {
             tracing::error!(error = %e, writes = completions.len(), "sqlite group commit failed");
         }
-        for completion in completions.drain(..) {
-            completion(match &outcome {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Backend(e.to_string())),
-            });
+        let done = Committed {
+            outcome: outcome.map_err(|e| e.to_string()),
+            completions,
+        };
+        if let Err(mpsc::SendError(lost)) = committed.send(done) {
+            answer(lost, Err("the syncer thread has stopped".into()));
         }
+        top_up.run_if_wanted(&conn);
+    }
+}
+
+/// Makes committed groups durable, all that are waiting with one `fdatasync` of the WAL,
+/// then answers their callers.
+fn sync_loop(wal: &Path, committed: &mpsc::Receiver<Committed>) {
+    let mut file: Option<File> = None;
+    let mut batch = Vec::new();
+    while let Ok(first) = committed.recv() {
+        batch.push(first);
+        batch.extend(committed.try_iter());
+        let synced = if batch.iter().any(|c| c.outcome.is_ok()) {
+            sync(wal, &mut file)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, wal = %wal.display(), "cannot sync the sqlite WAL");
+        }
+        for group in batch.drain(..) {
+            let result = match (&group.outcome, &synced) {
+                (Err(e), _) | (Ok(()), Err(e)) => Err(e.clone()),
+                (Ok(()), Ok(())) => Ok(()),
+            };
+            answer(group, result);
+        }
+    }
+}
+
+/// `fdatasync` on any descriptor of the WAL flushes what the writer's own descriptor wrote.
+fn sync(wal: &Path, file: &mut Option<File>) -> Result<(), String> {
+    let opened = match file.take() {
+        Some(f) => f,
+        None => File::open(wal).map_err(|e| format!("cannot open the WAL: {e}"))?,
+    };
+    let result = opened
+        .sync_data()
+        .map_err(|e| format!("fdatasync of the WAL failed: {e}"));
+    *file = Some(opened);
+    result
+}
+
+fn answer(group: Committed, result: Result<(), String>) {
+    for completion in group.completions {
+        completion(result.clone().map_err(StoreError::Backend));
     }
 }
 
