@@ -3,10 +3,12 @@
 //! reconciler; final states never change; repeats are answered from the store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dcbhub_connectors::{
     CallContext, ChargeKind, ChargeOutcome, ChargeRequest, DeclineReason, InlineCharging,
+    Notification, NotifyOutcome, SandboxState,
 };
 use dcbhub_domain::{
     ConsentPolicy, Customer, Description, ExtTransactionId, Money, PartnerCode, PinId, ProductCode,
@@ -20,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Hub;
 use crate::accounts::AccountError;
+use crate::hub::ChannelKind;
 use crate::notifications::MessageSpec;
 
 #[derive(Clone, Debug)]
@@ -100,6 +103,17 @@ fn fingerprint(cmd: &ChargeCommand) -> String {
     hex::encode(h.finalize())
 }
 
+/// Puts a receipt into the sandbox inbox; `false` leaves it to the outbox (which retries or
+/// dead-letters it as for any channel).
+fn deliver_to_inbox(sandbox: &SandboxState, note: &Notification) -> bool {
+    let sent = sandbox.notify(note) == NotifyOutcome::Delivered;
+    if sent {
+        metrics::counter!("dcbhub_notification_deliveries_total", "channel" => ChannelKind::Sandbox.as_str(), "outcome" => "sent")
+            .increment(1);
+    }
+    sent
+}
+
 /// Counts a CSP's answer to a charge or refund.
 fn count_charge(csp: String, kind: &'static str, outcome: &ChargeOutcome) {
     let label = match outcome {
@@ -139,23 +153,34 @@ impl Hub {
             return Err(TxError::AmountTooLarge);
         }
         let fingerprint = fingerprint(&cmd);
-        if let Some(existing) = self
-            .store
-            .transaction_by_ext(partner.id, cmd.ext_transaction_id.as_str())
-            .await?
-        {
+        // A repeat is answered from the store, before anything is asked of the CSP. Where the
+        // CSP answers in memory, asking it first costs nothing, so the lookup is left to the
+        // write (which finds a repeat anyway) and to a refusal below: one read less per charge.
+        let look_first =
+            !matches!(cmd.kind, CommandKind::Charge) || !self.answers_in_process(&cmd.customer);
+        if look_first && let Some(existing) = self.stored(partner, &cmd).await? {
             return self.replay(existing, &fingerprint).await;
         }
         let now = Timestamp::now();
-        let new = match &cmd.kind {
+        let prepared = match &cmd.kind {
             CommandKind::Charge => {
                 self.prepare_charge(partner, &cmd, fingerprint.clone(), ctx, now)
-                    .await?
+                    .await
             }
             CommandKind::Refund { original } => {
                 self.prepare_refund(partner, &cmd, original, fingerprint.clone(), now)
-                    .await?
+                    .await
             }
+        };
+        let new = match prepared {
+            Ok(new) => new,
+            Err(refusal) if !look_first => {
+                return match self.stored(partner, &cmd).await? {
+                    Some(existing) => self.replay(existing, &fingerprint).await,
+                    None => Err(refusal),
+                };
+            }
+            Err(refusal) => return Err(refusal),
         };
         let inline = self
             .csps
@@ -183,6 +208,28 @@ impl Hub {
             record,
             replayed: false,
         })
+    }
+
+    async fn stored(
+        &self,
+        partner: &PartnerRecord,
+        cmd: &ChargeCommand,
+    ) -> Result<Option<TransactionRecord>, StoreError> {
+        self.store
+            .transaction_by_ext(partner.id, cmd.ext_transaction_id.as_str())
+            .await
+    }
+
+    /// Whether the customer's CSP (every CSP an email could belong to) answers in memory.
+    fn answers_in_process(&self, customer: &Customer) -> bool {
+        let inline = |e: &dcbhub_connectors::CspEntry| e.connector.inline().is_some();
+        match customer {
+            Customer::Msisdn(m) => self.csps.route_msisdn(m).is_some_and(inline),
+            Customer::Email(_) => {
+                let mut candidates = self.csps.email_candidates().peekable();
+                candidates.peek().is_some() && candidates.all(inline)
+            }
+        }
     }
 
     /// Why the store did not begin a transaction, as the partner's answer: a repeat is
@@ -227,24 +274,48 @@ impl Hub {
             .as_ref()
             .filter(|n| n.leased_until.is_some())
             .map(|n| n.to_record(Timestamp::now()));
+        // A receipt for the sandbox inbox is delivered inside the same write too.
+        let inbox = self.sandbox.clone().and_then(|sandbox| {
+            let n = receipt
+                .as_ref()
+                .filter(|n| n.channel == ChannelKind::Sandbox.as_str())?;
+            let note = Notification {
+                id: n.id.clone(),
+                to: n.recipient.clone(),
+                text: n.text.clone(),
+                partner: partner.code.clone(),
+            };
+            Some((sandbox, note))
+        });
         let (id, ext, partner_id) = (
             request.transaction_id.clone(),
             new.ext_transaction_id.clone(),
             new.partner_id,
         );
+        let delivered = Arc::new(AtomicBool::new(false));
         let first_delay = self.transactions.reconcile_first_delay_ms;
         let csp_label = new.csp_id.clone();
         let asked = csp.clone();
+        let (inbox_for_write, delivered_in_write) = (inbox.clone(), delivered.clone());
         let ask: InlineCsp = Box::new(move || {
             let outcome = asked.charge_now(&request);
             count_charge(csp_label, request.kind.as_str(), &outcome);
             match outcome {
                 ChargeOutcome::Success { csp_reference } => {
-                    InlineAnswer::Final(Settlement::Success { csp_reference })
+                    let receipt_sent = inbox_for_write
+                        .is_some_and(|(sandbox, note)| deliver_to_inbox(&sandbox, &note));
+                    delivered_in_write.store(receipt_sent, Ordering::Relaxed);
+                    InlineAnswer::Final {
+                        settlement: Settlement::Success { csp_reference },
+                        receipt_sent,
+                    }
                 }
-                ChargeOutcome::Declined(reason) => InlineAnswer::Final(Settlement::Failed {
-                    failure_code: decline_code(reason).to_owned(),
-                }),
+                ChargeOutcome::Declined(reason) => InlineAnswer::Final {
+                    settlement: Settlement::Failed {
+                        failure_code: decline_code(reason).to_owned(),
+                    },
+                    receipt_sent: false,
+                },
                 ChargeOutcome::Unknown => InlineAnswer::Unknown {
                     next_check_at: Timestamp::now().plus_millis(first_delay),
                 },
@@ -255,7 +326,8 @@ impl Hub {
         });
         match self.store.begin_inline(new, ask, receipt).await {
             Ok(ChargedInline::Written(record)) => {
-                if let (TxStatus::Success, Some(message)) = (record.status, handed) {
+                let sent = delivered.load(Ordering::Relaxed);
+                if let (TxStatus::Success, false, Some(message)) = (record.status, sent, handed) {
                     self.handoff.offer(message);
                 }
                 Ok(TxAnswer {
@@ -268,7 +340,9 @@ impl Hub {
             }
             Ok(ChargedInline::NotBegun(refused)) => self.refused(refused, fingerprint).await,
             Err(e) => {
-                self.forget_unstored(&*csp, &id, partner_id, &ext).await;
+                let unsent = inbox.filter(|_| delivered.load(Ordering::Relaxed));
+                self.forget_unstored(&*csp, &id, partner_id, &ext, unsent)
+                    .await;
                 Err(e.into())
             }
         }
@@ -282,10 +356,16 @@ impl Hub {
         id: &TransactionId,
         partner_id: i64,
         ext: &str,
+        receipt: Option<(SandboxState, Notification)>,
     ) {
         match self.store.transaction_by_ext(partner_id, ext).await {
             Ok(Some(stored)) if stored.id == id.as_str() => {}
-            Ok(_) => csp.forget(id),
+            Ok(_) => {
+                csp.forget(id);
+                if let Some((sandbox, note)) = receipt {
+                    sandbox.forget_message(&note.id, &note.to);
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, transaction = %id, "cannot tell whether a failed write was stored");
             }

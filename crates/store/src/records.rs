@@ -120,6 +120,34 @@ impl NewNotification {
     pub fn first_attempts(&self) -> u32 {
         u32::from(self.leased_until.is_some())
     }
+
+    /// The columns that differ between a row queued for the outbox and one written already
+    /// delivered (`sent`: an in-process channel took it inside the same write, so its text is
+    /// redacted at rest at once).
+    pub(crate) fn as_written(&self, sent: bool, now: Timestamp) -> WrittenAs<'_> {
+        if sent {
+            WrittenAs {
+                status: "SENT",
+                attempts: 1,
+                next_attempt_at: now,
+                text: self.redacted_text.as_deref().unwrap_or(&self.text),
+            }
+        } else {
+            WrittenAs {
+                status: "QUEUED",
+                attempts: self.first_attempts(),
+                next_attempt_at: self.leased_until.unwrap_or(now),
+                text: &self.text,
+            }
+        }
+    }
+}
+
+pub(crate) struct WrittenAs<'a> {
+    pub status: &'static str,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub text: &'a str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

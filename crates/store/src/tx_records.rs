@@ -210,8 +210,13 @@ pub struct Settled {
 /// a crash keeps both or neither (the in-process CSP's books live in the same process).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InlineAnswer {
-    /// The row is written in this final state, with the receipt for a success.
-    Final(Settlement),
+    /// The row is written in this final state, with the receipt for a success: already
+    /// delivered when `receipt_sent` (an in-process channel took it inside the write), queued
+    /// for the outbox otherwise.
+    Final {
+        settlement: Settlement,
+        receipt_sent: bool,
+    },
     /// Maybe charged: the row is written PENDING for the reconciler, due at `next_check_at`.
     Unknown { next_check_at: Timestamp },
     /// Refused before charging: nothing is written and the consent stays unused.
@@ -233,6 +238,19 @@ pub enum ChargedInline {
     NotBegun(BeginOutcome),
 }
 
+impl InlineAnswer {
+    /// The in-process channel delivered the receipt inside the write.
+    pub fn receipt_sent(&self) -> bool {
+        matches!(
+            self,
+            Self::Final {
+                receipt_sent: true,
+                ..
+            }
+        )
+    }
+}
+
 impl NewTransaction {
     /// The row `begin_inline` writes for the CSP's answer (`None`: refused before charging).
     pub fn into_answered(
@@ -243,11 +261,17 @@ impl NewTransaction {
     ) -> Option<TransactionRecord> {
         let mut r = self.into_record(created_at, original_ext_transaction_id);
         match answer {
-            InlineAnswer::Final(Settlement::Success { csp_reference }) => {
+            InlineAnswer::Final {
+                settlement: Settlement::Success { csp_reference },
+                ..
+            } => {
                 r.status = TxStatus::Success;
                 r.csp_reference = Some(csp_reference.clone());
             }
-            InlineAnswer::Final(Settlement::Failed { failure_code }) => {
+            InlineAnswer::Final {
+                settlement: Settlement::Failed { failure_code },
+                ..
+            } => {
                 r.status = TxStatus::Failed;
                 r.failure_code = Some(failure_code.clone());
             }

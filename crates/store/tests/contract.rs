@@ -1207,9 +1207,12 @@ fn answering(answer: InlineAnswer, asked: &Arc<AtomicUsize>) -> InlineCsp {
 }
 
 fn success(reference: &str) -> InlineAnswer {
-    InlineAnswer::Final(Settlement::Success {
-        csp_reference: reference.into(),
-    })
+    InlineAnswer::Final {
+        settlement: Settlement::Success {
+            csp_reference: reference.into(),
+        },
+        receipt_sent: false,
+    }
 }
 
 async fn inline_charges_commit_with_their_answer(store: Arc<dyn Store>) {
@@ -1268,9 +1271,12 @@ async fn inline_charges_commit_with_their_answer(store: Arc<dyn Store>) {
     assert_eq!(depth, 1, "one receipt");
 
     // A decline is written final, without a receipt.
-    let declined = InlineAnswer::Final(Settlement::Failed {
-        failure_code: "insufficient-funds".into(),
-    });
+    let declined = InlineAnswer::Final {
+        settlement: Settlement::Failed {
+            failure_code: "insufficient-funds".into(),
+        },
+        receipt_sent: false,
+    };
     let ChargedInline::Written(failed) = store
         .begin_inline(
             charge(p.id, "ott-2", "447700900001", 499),
@@ -1377,6 +1383,39 @@ async fn inline_charges_commit_with_their_answer(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(original.refunded_minor, 200);
+
+    // A receipt the in-process channel delivered inside the write is stored as sent, its
+    // text redacted at rest, and the outbox has nothing more to do.
+    let delivered = InlineAnswer::Final {
+        settlement: Settlement::Success {
+            csp_reference: "csp-5".into(),
+        },
+        receipt_sent: true,
+    };
+    let receipt = note(p.id, "+447700900000", "Receipt");
+    let receipt_id = receipt.id.as_str().to_owned();
+    assert!(matches!(
+        store
+            .begin_inline(
+                charge(p.id, "ott-5", "447700900000", 499),
+                answering(delivered, &asked),
+                Some(receipt)
+            )
+            .await
+            .unwrap(),
+        ChargedInline::Written(_)
+    ));
+    let sent = store
+        .notification(p.id, &receipt_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (sent.status, sent.attempts, sent.text.as_str()),
+        (NotificationStatus::Sent, 1, "Your PIN is ******")
+    );
+    let (depth, _) = store.outbox_depth(Timestamp::now()).await.unwrap();
+    assert_eq!(depth, 1, "still only the first charge's receipt is queued");
 }
 
 async fn inline_unavailable_writes_nothing_and_keeps_the_consent(store: Arc<dyn Store>) {
@@ -1530,9 +1569,12 @@ async fn spending_totals_follow_the_charges(store: Arc<dyn Store>) {
         .await
         .unwrap();
     // A decline at an in-process CSP never counts; an unknown answer does.
-    let declined = InlineAnswer::Final(Settlement::Failed {
-        failure_code: "insufficient-funds".into(),
-    });
+    let declined = InlineAnswer::Final {
+        settlement: Settlement::Failed {
+            failure_code: "insufficient-funds".into(),
+        },
+        receipt_sent: false,
+    };
     let asked = Arc::new(AtomicUsize::new(0));
     let inline = |ext: &str, amount: i64, answer: InlineAnswer| {
         let store = store.clone();

@@ -75,8 +75,15 @@ struct Books {
     by_id: HashMap<TransactionId, usize>,
     refunded: HashMap<TransactionId, MinorUnits>,
     balances: HashMap<String, MinorUnits>,
-    inbox: HashMap<String, VecDeque<(PartnerCode, InboxMessage)>>,
+    inbox: HashMap<String, VecDeque<Delivered>>,
     delivered: HashSet<NotificationId>,
+}
+
+/// An inbox entry: who caused it, under which notification id.
+struct Delivered {
+    partner: PartnerCode,
+    id: NotificationId,
+    message: InboxMessage,
 }
 
 struct Booked {
@@ -205,9 +212,22 @@ impl SandboxState {
             sent_at: Timestamp::now(),
         };
         let messages = books.inbox.entry(message.to.clone()).or_default();
-        messages.push_front((n.partner.clone(), message));
+        messages.push_front(Delivered {
+            partner: n.partner.clone(),
+            id: n.id.clone(),
+            message,
+        });
         messages.truncate(INBOX_CAPACITY_PER_RECIPIENT);
         NotifyOutcome::Delivered
+    }
+
+    /// Takes back a message whose write in the hub did not commit.
+    pub fn forget_message(&self, id: &NotificationId, to: &Customer) {
+        let mut books = self.inner.lock();
+        books.delivered.remove(id);
+        if let Some(messages) = books.inbox.get_mut(to.as_str()) {
+            messages.retain(|d| &d.id != id);
+        }
     }
 
     /// Every transaction booked so far, oldest first.
@@ -224,8 +244,8 @@ impl SandboxState {
             .get(recipient.as_str())
             .into_iter()
             .flatten()
-            .filter(|(sender, _)| sender == partner)
-            .map(|(_, message)| message.clone())
+            .filter(|d| &d.partner == partner)
+            .map(|d| d.message.clone())
             .collect()
     }
 
@@ -236,7 +256,12 @@ impl SandboxState {
         books
             .inbox
             .get(recipient.as_str())
-            .map(|messages| messages.iter().cloned().collect())
+            .map(|messages| {
+                messages
+                    .iter()
+                    .map(|d| (d.partner.clone(), d.message.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

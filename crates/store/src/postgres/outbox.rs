@@ -41,17 +41,20 @@ fn from_row(row: &PgRow) -> Result<NotificationRecord, StoreError> {
     })
 }
 
-/// Inserts a queued message inside the caller's transaction.
+/// Inserts a queued message inside the caller's transaction; `sent`: already delivered
+/// inside that transaction.
 pub(crate) async fn insert_notification(
     conn: &mut PgConnection,
     n: &NewNotification,
     now: Timestamp,
+    sent: bool,
 ) -> Result<(), StoreError> {
+    let row = n.as_written(sent, now);
     sqlx::query(
         "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
              redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
              partner_code)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'QUEUED', $15, $16, $13, $13, $14)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $17, $15, $16, $13, $13, $14)",
     )
     .bind(n.id.as_str())
     .bind(n.partner_id)
@@ -60,15 +63,16 @@ pub(crate) async fn insert_notification(
     .bind(&n.csp_id)
     .bind(&n.channel)
     .bind(&n.kind)
-    .bind(&n.text)
+    .bind(row.text)
     .bind(&n.redacted_text)
     .bind(&n.subject)
     .bind(&n.ext_transaction_id)
     .bind(&n.locale)
     .bind(now.unix_millis())
     .bind(&n.partner_code)
-    .bind(i32::try_from(n.first_attempts()).unwrap_or(0))
-    .bind(n.leased_until.unwrap_or(now).unix_millis())
+    .bind(i32::try_from(row.attempts).unwrap_or(0))
+    .bind(row.next_attempt_at.unix_millis())
+    .bind(row.status)
     .execute(conn)
     .await?;
     Ok(())
@@ -122,7 +126,7 @@ impl OutboxStore for PgStore {
                 });
             }
         }
-        insert_notification(&mut tx, &n, now).await?;
+        insert_notification(&mut tx, &n, now, false).await?;
         let record = by_id(&mut tx, n.id.as_str())
             .await?
             .ok_or(StoreError::NotFound)?;

@@ -156,7 +156,7 @@ impl PinStore for PgStore {
         .execute(&mut *tx)
         .await?;
         record_send(&mut tx, &b.account_key, &new.id, now).await?;
-        insert_notification(&mut tx, &new.message, now).await?;
+        insert_notification(&mut tx, &new.message, now, false).await?;
         let pin = by_id(&mut tx, new.partner_id, &new.id, false)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -197,7 +197,7 @@ impl PinStore for PgStore {
         .execute(&mut *tx)
         .await?;
         record_send(&mut tx, &account_key, pin_id, now).await?;
-        insert_notification(&mut tx, &message, now).await?;
+        insert_notification(&mut tx, &message, now, false).await?;
         let pin = by_id(&mut tx, partner_id, pin_id, false)
             .await?
             .ok_or(StoreError::NotFound)?;

@@ -294,6 +294,7 @@ async fn after_final(
     conn: &mut PgConnection,
     record: &TransactionRecord,
     receipt: &Receipt,
+    receipt_sent: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     if let (TxType::Refund, TxStatus::Success, Some(original)) =
@@ -307,7 +308,7 @@ async fn after_final(
             .await?;
     }
     if let Some(n) = receipt {
-        insert_notification(conn, n, now).await?;
+        insert_notification(conn, n, now, receipt_sent).await?;
     }
     Ok(())
 }
@@ -367,7 +368,7 @@ impl TransactionStore for PgStore {
         .await?;
         // Only a success has anything to follow it: no receipt for a decline.
         if record.status == TxStatus::Success {
-            after_final(&mut tx, &record, &receipt, now).await?;
+            after_final(&mut tx, &record, &receipt, answer.receipt_sent(), now).await?;
         }
         tx.commit().await?;
         Ok(ChargedInline::Written(record))
@@ -413,7 +414,7 @@ impl TransactionStore for PgStore {
         if record.status == TxStatus::Failed {
             uncount_spending(&mut tx, &record, row.try_get(27)?).await?;
         }
-        after_final(&mut tx, &record, &receipt, now).await?;
+        after_final(&mut tx, &record, &receipt, false, now).await?;
         tx.commit().await?;
         Ok(Settled {
             record,

@@ -43,17 +43,19 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<NotificationRecord, StoreE
 }
 
 /// Inserts a queued message inside the caller's write, so it commits with the request that
-/// causes it.
+/// causes it; `sent`: already delivered inside that write.
 pub(crate) fn insert_notification(
     conn: &Connection,
     n: &NewNotification,
     now: Timestamp,
+    sent: bool,
 ) -> Result<(), StoreError> {
+    let row = n.as_written(sent, now);
     conn.prepare_cached(
         "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
              redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
              partner_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'QUEUED', ?15, ?16, ?13, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?17, ?15, ?16, ?13, ?13, ?14)",
     )?
     .execute(params![
         n.id.as_str(),
@@ -63,15 +65,16 @@ pub(crate) fn insert_notification(
         n.csp_id,
         n.channel,
         n.kind,
-        n.text,
+        row.text,
         n.redacted_text,
         n.subject,
         n.ext_transaction_id,
         n.locale,
         now.unix_millis(),
         n.partner_code,
-        n.first_attempts(),
-        n.leased_until.unwrap_or(now).unix_millis()
+        row.attempts,
+        row.next_attempt_at.unix_millis(),
+        row.status
     ])?;
     Ok(())
 }
@@ -119,7 +122,7 @@ impl OutboxStore for SqliteStore {
                         });
                     }
                 }
-                insert_notification(conn, &n, now)?;
+                insert_notification(conn, &n, now, false)?;
                 by_id(conn, n.id.as_str())?
                     .map(EnqueueOutcome::Queued)
                     .ok_or(StoreError::NotFound)

@@ -126,7 +126,7 @@ impl PinStore for SqliteStore {
                     now.unix_millis() + policy.ttl_ms
                 ])?;
                 record_send(conn, &b.account_key, &new.id, now)?;
-                insert_notification(conn, &new.message, now)?;
+                insert_notification(conn, &new.message, now, false)?;
                 by_id(conn, new.partner_id, &new.id)?.map(PinSendOutcome::Sent).ok_or(StoreError::NotFound)
             })
             .await
@@ -160,7 +160,7 @@ impl PinStore for SqliteStore {
                 )?
                 .execute(params![new_hash, now.unix_millis(), now.unix_millis() + policy.ttl_ms, pin_id])?;
                 record_send(conn, &account_key, &pin_id, now)?;
-                insert_notification(conn, &message, now)?;
+                insert_notification(conn, &message, now, false)?;
                 by_id(conn, partner_id, &pin_id)?.map(PinSendOutcome::Sent).ok_or(StoreError::NotFound)
             })
             .await

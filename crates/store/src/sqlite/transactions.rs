@@ -278,7 +278,7 @@ fn begin_inline(
     insert(conn, &record, day)?;
     // Only a success has anything to follow it: no receipt for a decline.
     if record.status == TxStatus::Success {
-        after_final(conn, &record, receipt, now)?;
+        after_final(conn, &record, receipt, answer.receipt_sent(), now)?;
     }
     Ok(ChargedInline::Written(record))
 }
@@ -289,6 +289,7 @@ fn after_final(
     conn: &Connection,
     record: &TransactionRecord,
     receipt: &Receipt,
+    receipt_sent: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     if let (TxType::Refund, TxStatus::Success, Some(original)) =
@@ -300,7 +301,7 @@ fn after_final(
         .execute(params![record.amount_minor, now.unix_millis(), original])?;
     }
     if let Some(n) = receipt {
-        insert_notification(conn, n, now)?;
+        insert_notification(conn, n, now, receipt_sent)?;
     }
     Ok(())
 }
@@ -338,7 +339,7 @@ fn settle(
         uncount_spending(conn, id)?;
     }
     if moved {
-        after_final(conn, &record, receipt, now)?;
+        after_final(conn, &record, receipt, false, now)?;
     }
     Ok(Settled { record, moved })
 }
