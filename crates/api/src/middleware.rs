@@ -67,11 +67,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .get::<Operation>()
         .map_or("unmatched", |o| o.0.as_str());
     span.record("operation", operation);
-    let op_label = format!("{method} {operation}");
-    metrics::counter!("dcbhub_http_requests_total", "operation" => op_label.clone(), "status" => status.as_u16().to_string())
-        .increment(1);
-    metrics::histogram!("dcbhub_http_request_duration_seconds", "operation" => op_label)
-        .record(elapsed.as_secs_f64());
+    crate::metrics::http_request(&method, operation, status.as_u16(), elapsed);
     span.in_scope(|| {
         let ms = elapsed.as_secs_f64() * 1000.0;
         if status.is_server_error() {
@@ -90,14 +86,14 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 
 /// The route template that answered, carried from the router back to [`request_context`].
 #[derive(Clone)]
-struct Operation(String);
+struct Operation(MatchedPath);
 
 /// Runs inside routing (a route layer), where the matched route is known.
 pub async fn record_operation(req: Request, next: Next) -> Response {
     let operation = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| Operation(p.as_str().to_owned()));
+        .map(|p| Operation(p.clone()));
     let mut response = next.run(req).await;
     if let Some(op) = operation {
         response.extensions_mut().insert(op);

@@ -31,3 +31,9 @@ DROP INDEX transactions_account;
 -- sends for its charges.
 DROP INDEX notifications_rate;
 CREATE INDEX notifications_rate ON notifications (partner_id, recipient, created_at) WHERE kind <> 'RECEIPT';
+
+-- The guard of final states is called only for rows that are final already: a trigger's WHEN
+-- is checked without calling the function, so a PENDING row's settle pays nothing for it.
+DROP TRIGGER transactions_final_is_final ON transactions;
+CREATE TRIGGER transactions_final_is_final BEFORE UPDATE ON transactions
+FOR EACH ROW WHEN (OLD.status <> 'PENDING') EXECUTE FUNCTION transactions_final_is_final();

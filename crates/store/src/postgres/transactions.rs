@@ -6,9 +6,9 @@ use sqlx::{PgConnection, Row};
 use super::PgStore;
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, Receipt, Settled,
-    Settlement, SpendingLimits, StoreError, TransactionQuery, TransactionRecord, TransactionStore,
-    TxStatus, TxType,
+    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewNotification, NewTransaction, Receipt,
+    Settled, Settlement, SpendingLimits, StoreError, TransactionQuery, TransactionRecord,
+    TransactionStore, TxStatus, TxType,
 };
 
 macro_rules! tx_columns {
@@ -313,6 +313,67 @@ async fn after_final(
     Ok(())
 }
 
+/// Writes an in-process CSP's answer onto the PENDING row in one statement (one round trip):
+/// the state; the charge counted in its day unless declined; a successful refund counted
+/// against its original; the receipt.
+async fn write_answer(
+    conn: &mut PgConnection,
+    r: &TransactionRecord,
+    receipt: Option<&NewNotification>,
+    receipt_sent: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let row = receipt.map(|n| n.as_written(receipt_sent, now));
+    sqlx::query(
+        "WITH tx AS (
+             UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3,
+                 next_check_at = $4, processing_until = $5,
+                 spend_day = CASE WHEN $1 <> 'FAILED' THEN spend_day END
+             WHERE id = $6
+             RETURNING account_key, currency, amount_minor, spend_day, original_id, status
+         ), counted AS (
+             INSERT INTO spending_days (account_key, currency, day_start, total)
+             SELECT account_key, currency, spend_day, amount_minor FROM tx WHERE spend_day IS NOT NULL
+             ON CONFLICT (account_key, currency, day_start)
+             DO UPDATE SET total = spending_days.total + EXCLUDED.total
+         ), refunded AS (
+             UPDATE transactions AS o SET refunded_minor = o.refunded_minor + tx.amount_minor, updated_at = $7
+             FROM tx WHERE o.id = tx.original_id AND tx.status = 'SUCCESS'
+         )
+         INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
+             redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at,
+             updated_at, partner_code)
+         SELECT $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $7, $7, $23
+         FROM tx WHERE $8::TEXT IS NOT NULL",
+    )
+    .bind(r.status.as_str())
+    .bind(&r.csp_reference)
+    .bind(&r.failure_code)
+    .bind(r.next_check_at.unix_millis())
+    .bind(r.processing_until.unix_millis())
+    .bind(&r.id)
+    .bind(now.unix_millis())
+    .bind(receipt.map(|n| n.id.as_str()))
+    .bind(receipt.map(|n| n.partner_id))
+    .bind(receipt.map(|n| n.recipient.as_str()))
+    .bind(receipt.map(|n| n.recipient.kind()))
+    .bind(receipt.map(|n| n.csp_id.as_str()))
+    .bind(receipt.map(|n| n.channel.as_str()))
+    .bind(receipt.map(|n| n.kind.as_str()))
+    .bind(row.as_ref().map(|w| w.text))
+    .bind(receipt.and_then(|n| n.redacted_text.as_deref()))
+    .bind(receipt.and_then(|n| n.subject.as_deref()))
+    .bind(receipt.and_then(|n| n.ext_transaction_id.as_deref()))
+    .bind(receipt.and_then(|n| n.locale.as_deref()))
+    .bind(row.as_ref().map(|w| w.status))
+    .bind(row.as_ref().map(|w| i32::try_from(w.attempts).unwrap_or(0)))
+    .bind(row.as_ref().map(|w| w.next_attempt_at.unix_millis()))
+    .bind(receipt.map(|n| n.partner_code.as_str()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl TransactionStore for PgStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
@@ -338,7 +399,6 @@ impl TransactionStore for PgStore {
             Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
         };
         let answer = csp();
-        let new_spending = new.clone();
         let Some(record) = new.into_answered(&answer, now, original_ext) else {
             // The rollback removes the row and gives the consent back.
             tx.rollback().await?;
@@ -347,29 +407,16 @@ impl TransactionStore for PgStore {
             };
             return Ok(ChargedInline::Unavailable { retry_after_secs });
         };
-        // A decline never counts against the limits.
-        let counted = record.status != TxStatus::Failed;
-        if counted {
-            count_spending(&mut tx, &new_spending).await?;
-        }
-        sqlx::query(
-            "UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3,
-                 next_check_at = $4, processing_until = $5, spend_day = CASE WHEN $7 THEN spend_day END
-             WHERE id = $6",
+        // Only a success has a receipt to follow it.
+        let receipt = receipt.filter(|_| record.status == TxStatus::Success);
+        write_answer(
+            &mut tx,
+            &record,
+            receipt.as_ref(),
+            answer.receipt_sent(),
+            now,
         )
-        .bind(record.status.as_str())
-        .bind(&record.csp_reference)
-        .bind(&record.failure_code)
-        .bind(record.next_check_at.unix_millis())
-        .bind(record.processing_until.unix_millis())
-        .bind(&record.id)
-        .bind(counted)
-        .execute(&mut *tx)
         .await?;
-        // Only a success has anything to follow it: no receipt for a decline.
-        if record.status == TxStatus::Success {
-            after_final(&mut tx, &record, &receipt, answer.receipt_sent(), now).await?;
-        }
         tx.commit().await?;
         Ok(ChargedInline::Written(record))
     }
