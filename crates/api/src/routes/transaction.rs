@@ -105,9 +105,10 @@ pub struct TransactionView {
 
 impl From<TransactionRecord> for TransactionView {
     fn from(r: TransactionRecord) -> Self {
-        let format = |minor: i64| match Currency::parse(&r.currency) {
-            Ok(c) => MinorUnits::new(minor).format(c),
-            Err(_) => minor.to_string(),
+        let currency = Currency::parse(&r.currency).ok();
+        let format = |minor: i64| match currency {
+            Some(c) => MinorUnits::new(minor).format(c),
+            None => minor.to_string(),
         };
         Self {
             amount: format(r.amount_minor),
