@@ -191,6 +191,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             hub.kill().await?;
         }
         let acked = acked?;
+        // Again after the hub: the ratio uses the mean of both runs of the ceiling.
+        let path = dir.path().join("ceiling-group-commit-again.db");
+        let result = ceiling_run(&spec, charge_body(None, "/transaction"), async move {
+            ceiling::group_commit::router(&path)
+        })
+        .await?;
+        lines.push(step(
+            "(b)",
+            "ceiling (b) again, after the hub",
+            &result,
+            vec![],
+        ));
         let verdict = verify::sqlite(&db, code, &acked)?;
         println!("  exactly once (SQLite): {verdict}");
         checks.push(("SQLite".into(), verdict));
@@ -435,6 +447,17 @@ async fn postgres_part(
         hub.kill().await?;
     }
     let acked = acked?;
+    let ceiling_url = url.to_owned();
+    let result = ceiling_run(spec, charges(None), async move {
+        ceiling::pg_insert::router(&ceiling_url).await
+    })
+    .await?;
+    lines.push(step(
+        "(c)",
+        "ceiling (c) again, after the hubs",
+        &result,
+        vec![],
+    ));
     let verdict = verify::postgres(url, &code, &acked).await?;
     println!("  exactly once (PostgreSQL): {verdict}");
     Ok(verdict)

@@ -59,10 +59,17 @@ pub fn thousands(value: f64) -> String {
     format!("{sign}{out}")
 }
 
+/// `key`'s rate as a share of `ceiling`'s. A ceiling measured more than once (before and
+/// after the hub steps, as the machine's load drifts) counts with the mean of its runs.
 pub fn ratio(lines: &[Line], key: &str, ceiling: &str) -> Option<f64> {
-    let of = |k: &str| lines.iter().find(|l| l.key == k).map(|l| l.ok_per_s);
-    let (value, base) = (of(key)?, of(ceiling)?);
-    (base > 0.0).then(|| value / base)
+    let value = lines.iter().find(|l| l.key == key)?.ok_per_s;
+    let runs: Vec<f64> = lines
+        .iter()
+        .filter(|l| l.key == ceiling)
+        .map(|l| l.ok_per_s)
+        .collect();
+    let base = runs.iter().sum::<f64>() / runs.len().max(1) as f64;
+    (!runs.is_empty() && base > 0.0).then(|| value / base)
 }
 
 pub fn table(lines: &[Line]) -> String {
@@ -147,6 +154,12 @@ mod tests {
         ];
         assert_eq!(ratio(&lines, "hub", "(b)"), Some(0.5));
         assert_eq!(ratio(&lines, "hub", "(z)"), None);
+        let again = vec![
+            line("(b)", 40_000.0, vec![]),
+            line("hub", 20_000.0, vec!["(b)"]),
+            line("(b)", 20_000.0, vec![]),
+        ];
+        assert_eq!(ratio(&again, "hub", "(b)"), Some(20_000.0 / 30_000.0));
         let text = table(&lines);
         assert!(text.contains("50.0% of (b)"), "{text}");
         assert!(text.contains("20,000"), "{text}");
