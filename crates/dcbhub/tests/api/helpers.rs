@@ -25,6 +25,7 @@ pub struct TestApp {
     pub client: Client,
     pub store: Arc<dyn Store>,
     pub demo_key: Option<String>,
+    pub database_url: String,
     _dir: Option<tempfile::TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -65,7 +66,7 @@ async fn spawn_on(
 ) -> TestApp {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: url,
+        database_url: url.clone(),
         admin_token: Some(ADMIN_TOKEN.into()),
         ..Config::default()
     };
@@ -94,6 +95,7 @@ async fn spawn_on(
         client: Client::new(),
         store,
         demo_key,
+        database_url: url,
         _dir: dir,
         _shutdown: tx,
     }

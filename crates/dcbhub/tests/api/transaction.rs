@@ -326,7 +326,11 @@ async fn hundred_identical_charges_through_csp_sim() {
     hundred_identical(Csp::OverHttp).await;
 }
 
-crate::on_both_backends!(consent_rules, parallel_limits_and_refunds);
+crate::on_both_backends!(
+    consent_rules,
+    parallel_limits_and_refunds,
+    a_failed_write_leaves_the_sandbox_untouched
+);
 
 async fn consent_rules(app: TestApp) {
     let key = app.partner("NFLX", ConsentPolicy::Pin).await;
@@ -474,4 +478,78 @@ async fn receipts_follow_successful_charges() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("no receipt");
+}
+
+/// Makes every receipt insert fail (from outside the hub, with the database's own means), or
+/// stops doing so.
+async fn fail_receipts(app: &TestApp, fail: bool) {
+    if let Some(path) = app.database_url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute_batch(if fail {
+            "CREATE TRIGGER fail_receipts BEFORE INSERT ON notifications WHEN NEW.kind = 'RECEIPT'
+             BEGIN SELECT RAISE(ABORT, 'the disk says no'); END;"
+        } else {
+            "DROP TRIGGER fail_receipts;"
+        })
+        .unwrap();
+        return;
+    }
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let sql = if fail {
+        "CREATE FUNCTION fail_receipts() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'the disk says no'; END $$;
+         CREATE TRIGGER fail_receipts BEFORE INSERT ON notifications
+         FOR EACH ROW WHEN (NEW.kind = 'RECEIPT') EXECUTE FUNCTION fail_receipts();"
+    } else {
+        "DROP TRIGGER fail_receipts ON notifications; DROP FUNCTION fail_receipts();"
+    };
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+}
+
+/// The sandbox is asked inside the write of the charge: when that write fails after the
+/// sandbox booked the charge (here: its receipt cannot be stored), the booking, the balance
+/// and the receipt in the inbox are taken back, and a retry charges once.
+async fn a_failed_write_leaves_the_sandbox_untouched(app: TestApp) {
+    let key = app.partner("RENEW", ConsentPolicy::None).await;
+    let sandbox = app.hub.sandbox.clone().unwrap();
+    let prepaid =
+        dcbhub_domain::Customer::Msisdn(dcbhub_domain::Msisdn::parse("+447700900001").unwrap());
+    let opening = sandbox.prepaid_balance(&prepaid).unwrap();
+    let body = charge("lost-1", "+447700900001", "4.00");
+
+    fail_receipts(&app, true).await;
+    assert_error(post(&app, &key, &body).await, 500, "system-error").await;
+    assert_eq!(get_status(&app, &key, "lost-1").await.0, 404);
+    assert!(sandbox.ledger().is_empty(), "{:?}", sandbox.ledger());
+    assert_eq!(sandbox.prepaid_balance(&prepaid), Some(opening));
+    assert!(
+        sandbox
+            .inbox(
+                &prepaid,
+                &dcbhub_domain::PartnerCode::parse("RENEW").unwrap()
+            )
+            .is_empty()
+    );
+
+    fail_receipts(&app, false).await;
+    let (status, done) = json(post(&app, &key, &body).await).await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (201, Some("SUCCESS")),
+        "{done}"
+    );
+    assert_eq!(sandbox.ledger().len(), 1);
+    assert_eq!(
+        sandbox.prepaid_balance(&prepaid),
+        opening.checked_sub(dcbhub_domain::MinorUnits::new(400))
+    );
+    let inbox = sandbox.inbox(
+        &prepaid,
+        &dcbhub_domain::PartnerCode::parse("RENEW").unwrap(),
+    );
+    assert_eq!(inbox.len(), 1, "one receipt");
 }
