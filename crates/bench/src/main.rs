@@ -151,16 +151,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ));
 
         let path = dir.path().join("ceiling-group-commit.db");
-        let result = ceiling_run(&spec, charge_body(None, "/transaction"), async move {
-            ceiling::group_commit::router(&path)
-        })
-        .await?;
-        lines.push(step(
-            "(b)",
-            "ceiling (b) SQLite group commit",
-            &result,
-            vec![],
-        ));
+        let charges = charge_body(None, "/transaction");
+        lines.push(ceiling_b(&spec, charges, path, "ceiling (b) SQLite group commit").await?);
 
         let hub_dir = dir.path().join("hub-sqlite");
         std::fs::create_dir_all(&hub_dir)?;
@@ -193,16 +185,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         let acked = acked?;
         // Again after the hub: the ratio uses the mean of both runs of the ceiling.
         let path = dir.path().join("ceiling-group-commit-again.db");
-        let result = ceiling_run(&spec, charge_body(None, "/transaction"), async move {
-            ceiling::group_commit::router(&path)
-        })
-        .await?;
-        lines.push(step(
-            "(b)",
-            "ceiling (b) again, after the hub",
-            &result,
-            vec![],
-        ));
+        let charges = charge_body(None, "/transaction");
+        lines.push(ceiling_b(&spec, charges, path, "ceiling (b) again, after the hub").await?);
         let verdict = verify::sqlite(&db, code, &acked)?;
         println!("  exactly once (SQLite): {verdict}");
         checks.push(("SQLite".into(), verdict));
@@ -248,6 +232,37 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         passed &= bars.iter().all(|b| b.passed);
     }
     Ok(passed)
+}
+
+/// Ceiling (b): the bare handler with one durable insert per request, into the database at
+/// `path`.
+async fn ceiling_b(
+    spec: &LoadSpec,
+    charges: Charges,
+    path: PathBuf,
+    label: &str,
+) -> anyhow::Result<Line> {
+    let result = ceiling_run(spec, charges, async move {
+        ceiling::group_commit::router(&path)
+    })
+    .await?;
+    Ok(step("(b)", label, &result, vec![]))
+}
+
+/// Ceiling (c): the bare handler with one PostgreSQL insert per request, into the database at
+/// `url`.
+async fn ceiling_c(
+    spec: &LoadSpec,
+    charges: Charges,
+    url: &str,
+    label: &str,
+) -> anyhow::Result<Line> {
+    let url = url.to_owned();
+    let result = ceiling_run(spec, charges, async move {
+        ceiling::pg_insert::router(&url).await
+    })
+    .await?;
+    Ok(step("(c)", label, &result, vec![]))
 }
 
 fn step(key: &'static str, label: &str, result: &LoadResult, versus: Vec<&'static str>) -> Line {
@@ -403,17 +418,15 @@ async fn postgres_part(
         host: "127.0.0.1".into(),
         path: "/transaction",
     };
-    let ceiling_url = url.to_owned();
-    let result = ceiling_run(spec, charges(None), async move {
-        ceiling::pg_insert::router(&ceiling_url).await
-    })
-    .await?;
-    lines.push(step(
-        "(c)",
-        "ceiling (c) PostgreSQL insert/request",
-        &result,
-        vec![],
-    ));
+    lines.push(
+        ceiling_c(
+            spec,
+            charges(None),
+            url,
+            "ceiling (c) PostgreSQL insert/request",
+        )
+        .await?,
+    );
 
     let hub_dir = dir.join("hub-postgres");
     std::fs::create_dir_all(&hub_dir)?;
@@ -447,17 +460,15 @@ async fn postgres_part(
         hub.kill().await?;
     }
     let acked = acked?;
-    let ceiling_url = url.to_owned();
-    let result = ceiling_run(spec, charges(None), async move {
-        ceiling::pg_insert::router(&ceiling_url).await
-    })
-    .await?;
-    lines.push(step(
-        "(c)",
-        "ceiling (c) again, after the hubs",
-        &result,
-        vec![],
-    ));
+    lines.push(
+        ceiling_c(
+            spec,
+            charges(None),
+            url,
+            "ceiling (c) again, after the hubs",
+        )
+        .await?,
+    );
     let verdict = verify::postgres(url, &code, &acked).await?;
     println!("  exactly once (PostgreSQL): {verdict}");
     Ok(verdict)
