@@ -125,7 +125,7 @@ pub struct PinConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationsConfig {
-    /// Messages one partner may send one recipient per hour.
+    /// Messages one partner may send one recipient per hour (the hub's receipts do not count).
     pub max_per_recipient_per_hour: u32,
     /// Attempts before a message is dead-lettered (`FAILED`).
     pub max_attempts: u32,

@@ -292,6 +292,31 @@ async fn outbox_enqueue_rate_limit_and_read(store: Arc<dyn Store>) {
             .unwrap(),
         EnqueueOutcome::Queued(_)
     ));
+    // The hub's receipts do not count against what the partner may send.
+    for i in 0..3 {
+        let receipt = NewNotification {
+            kind: "RECEIPT".into(),
+            ..note(p.id, "+447700900002", "Receipt")
+        };
+        let ChargedInline::Written(_) = store
+            .begin_inline(
+                charge(p.id, &format!("r{i}"), "447700900002", 100),
+                Box::new(|| success("c")),
+                Some(receipt),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+    }
+    assert!(matches!(
+        store
+            .enqueue_notification(note(p.id, "+447700900002", "x"), Some(3))
+            .await
+            .unwrap(),
+        EnqueueOutcome::Queued(_)
+    ));
     let EnqueueOutcome::Queued(theirs) = store
         .enqueue_notification(note(q.id, "+447700900000", "x"), Some(3))
         .await
@@ -315,7 +340,7 @@ async fn outbox_enqueue_rate_limit_and_read(store: Arc<dyn Store>) {
         .outbox_depth(Timestamp::now().plus_millis(1))
         .await
         .unwrap();
-    assert_eq!(depth, 5);
+    assert_eq!(depth, 9, "3 + 1 + 1 messages, 3 receipts and 1 more message queued");
     assert!(oldest.is_some());
 }
 
