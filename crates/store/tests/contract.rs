@@ -340,7 +340,10 @@ async fn outbox_enqueue_rate_limit_and_read(store: Arc<dyn Store>) {
         .outbox_depth(Timestamp::now().plus_millis(1))
         .await
         .unwrap();
-    assert_eq!(depth, 9, "3 + 1 + 1 messages, 3 receipts and 1 more message queued");
+    assert_eq!(
+        depth, 9,
+        "3 + 1 + 1 messages, 3 receipts and 1 more message queued"
+    );
     assert!(oldest.is_some());
 }
 
