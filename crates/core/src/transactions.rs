@@ -1,5 +1,6 @@
 //! Charges and refunds (API.md §5–6): exactly-once money movement. The transaction is
-//! written PENDING before the CSP is called; an unknown outcome stays PENDING for the
+//! written PENDING before the CSP is called (for a CSP that answers in memory, the sandbox:
+//! in the same database transaction as its answer); an unknown outcome stays PENDING for the
 //! reconciler; final states never change; repeats are answered from the store.
 
 use std::sync::Arc;
