@@ -232,8 +232,8 @@ pub trait CspConnector: Send + Sync {
     }
 
     /// The in-memory interface, for a connector that answers at once without any I/O (the
-    /// sandbox). When present, the core asks it inside the store's write of the transaction,
-    /// so the row and the answer commit together in one write.
+    /// sandbox). When present, the core asks it within the store's write of the
+    /// transaction, so the row and the answer commit together in one write.
     fn inline(&self) -> Option<Arc<dyn InlineCharging>> {
         None
     }
@@ -241,7 +241,7 @@ pub trait CspConnector: Send + Sync {
 
 /// Charging answered in memory, inside the hub's own write. A crash loses the hub's
 /// uncommitted write and the connector's books together (they live in one process); a write
-/// that fails without a crash is undone here with [`InlineCharging::forget`].
+/// that fails or is refused without a crash is undone here with [`InlineCharging::forget`].
 pub trait InlineCharging: Send + Sync {
     /// Charges or refunds, as [`CspConnector::charge`] would; idempotent on the id.
     fn charge_now(&self, req: &ChargeRequest) -> ChargeOutcome;

@@ -248,10 +248,12 @@ impl Hub {
         }
     }
 
-    /// A charge at a CSP that answers in memory (the sandbox): the CSP is asked inside the
-    /// store's write, after the checks, and the row is written once with its answer. Write
-    /// before call still holds, within one database transaction; a write that fails leaves
-    /// the CSP's booking undone.
+    /// A charge at a CSP that answers in memory (the sandbox): the row is written once, with
+    /// the CSP's answer. The store asks the CSP inside its write (SQLite: after the checks,
+    /// in the same database transaction) or just before its one-statement write
+    /// (PostgreSQL); either way the booking and the row stand or fall together: a crash
+    /// loses both (the CSP's books live in this process), and a write that fails or is
+    /// refused leaves the CSP's booking undone.
     async fn charge_inline(
         &self,
         partner: &PartnerRecord,
@@ -339,7 +341,15 @@ impl Hub {
             Ok(ChargedInline::Unavailable { retry_after_secs }) => {
                 Err(TxError::CspUnavailable { retry_after_secs })
             }
-            Ok(ChargedInline::NotBegun(refused)) => self.refused(refused, fingerprint).await,
+            Ok(ChargedInline::NotBegun(refused)) => {
+                // A store may ask the CSP before its checks (PostgreSQL): nothing of this
+                // request was stored, so what the CSP booked for it is undone.
+                csp.forget(&id);
+                if let Some((sandbox, note)) = inbox.filter(|_| delivered.load(Ordering::Relaxed)) {
+                    sandbox.forget_message(&note.id, &note.to);
+                }
+                self.refused(refused, fingerprint).await
+            }
             Err(e) => {
                 let unsent = inbox.filter(|_| delivered.load(Ordering::Relaxed));
                 self.forget_unstored(&*csp, &id, partner_id, &ext, unsent)

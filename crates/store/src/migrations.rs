@@ -33,6 +33,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 4, "0004_transactions"),
     migration!("postgres", 5, "0005_settlement"),
     migration!("postgres", 6, "0006_spending"),
+    migration!("postgres", 7, "0007_answered_charge"),
 ];
 
 pub fn latest(set: &[Migration]) -> i64 {

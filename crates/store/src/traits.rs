@@ -138,9 +138,11 @@ pub trait TransactionStore: Send + Sync {
     /// `extTransactionID`. Spending limits, refundable amounts and the consent are checked
     /// and used atomically with the insert.
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError>;
-    /// For a CSP that answers in process: the checks of `begin_transaction`, then `csp` asked
-    /// inside the same database transaction, and the row written with its answer (and
-    /// `receipt` queued with a success). One write instead of a PENDING row and a settle.
+    /// For a CSP that answers in process: the checks of `begin_transaction` and the row
+    /// written with `csp`'s answer (and `receipt` queued with a success), in one write
+    /// instead of a PENDING row and a settle. `csp` is asked inside the database transaction
+    /// after the checks (SQLite) or just before the one statement that checks and writes
+    /// (PostgreSQL); after `NotBegun` the caller undoes what the CSP booked.
     async fn begin_inline(
         &self,
         new: NewTransaction,

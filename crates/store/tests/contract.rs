@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dcbhub_domain::{
     ApiKey, ConsentPolicy, Customer, Msisdn, NotificationId, PartnerCode, PartnerStatus, Timestamp,
@@ -11,8 +11,8 @@ use dcbhub_domain::{
 use dcbhub_store::{
     BeginOutcome, ChargedInline, DeliveryResult, EnqueueOutcome, InlineAnswer, InlineCsp,
     NewNotification, NewPartner, NewPin, NewTransaction, NotificationStatus, PinBinding,
-    PinCheckOutcome, PinSendOutcome, PinSendPolicy, PinStatus, Settlement, SpendingLimits, Store,
-    StoreError, TransactionQuery, TransactionRecord, TxStatus, TxType,
+    PinCheckOutcome, PinSendOutcome, PinSendPolicy, PinStatus, Receipt, Settlement, SpendingLimits,
+    Store, StoreError, TransactionQuery, TransactionRecord, TxStatus, TxType,
 };
 
 macro_rules! contract {
@@ -1234,6 +1234,30 @@ fn answering(answer: InlineAnswer, asked: &Arc<AtomicUsize>) -> InlineCsp {
     })
 }
 
+/// `begin_inline` as the core calls it: a store may ask the CSP before its checks, and the
+/// caller undoes the booking of a charge the store then refused, so `booked` counts the
+/// CSP's bookings that stand. Each must be a row written.
+async fn booked_inline(
+    store: &dyn Store,
+    new: NewTransaction,
+    answer: InlineAnswer,
+    booked: &Arc<AtomicUsize>,
+    receipt: Receipt,
+) -> ChargedInline {
+    let asked = Arc::new(AtomicBool::new(false));
+    let (flag, count) = (asked.clone(), booked.clone());
+    let csp: InlineCsp = Box::new(move || {
+        flag.store(true, Ordering::SeqCst);
+        count.fetch_add(1, Ordering::SeqCst);
+        answer
+    });
+    let outcome = store.begin_inline(new, csp, receipt).await.unwrap();
+    if matches!(outcome, ChargedInline::NotBegun(_)) && asked.load(Ordering::SeqCst) {
+        booked.fetch_sub(1, Ordering::SeqCst);
+    }
+    outcome
+}
+
 fn success(reference: &str) -> InlineAnswer {
     InlineAnswer::Final {
         settlement: Settlement::Success {
@@ -1252,17 +1276,17 @@ async fn inline_charges_commit_with_their_answer(store: Arc<dyn Store>) {
     // Twenty twins at once: one write, one question to the CSP, one receipt.
     let tasks: Vec<_> = (0..20)
         .map(|_| {
-            let (store, csp) = (store.clone(), answering(success("csp-1"), &asked));
+            let (store, asked) = (store.clone(), asked.clone());
             tokio::spawn(async move {
                 let receipt = note(p.id, "+447700900000", "Receipt");
-                store
-                    .begin_inline(
-                        charge(p.id, "ott-1", "447700900000", 499),
-                        csp,
-                        Some(receipt),
-                    )
-                    .await
-                    .unwrap()
+                booked_inline(
+                    &*store,
+                    charge(p.id, "ott-1", "447700900000", 499),
+                    success("csp-1"),
+                    &asked,
+                    Some(receipt),
+                )
+                .await
             })
         })
         .collect();
@@ -1276,7 +1300,11 @@ async fn inline_charges_commit_with_their_answer(store: Arc<dyn Store>) {
         }
     }
     assert_eq!((written.len(), existing), (1, 19));
-    assert_eq!(asked.load(Ordering::SeqCst), 1, "the CSP is asked once");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "one booking stands at the CSP"
+    );
     let tx = &written[0];
     assert_eq!(
         (
@@ -1369,19 +1397,17 @@ async fn inline_charges_commit_with_their_answer(store: Arc<dyn Store>) {
         .unwrap();
     assert!(settled.moved);
 
-    // Asked after every check only: a refused charge never reaches the CSP.
+    // A refused charge leaves no booking standing at the CSP.
     let before = asked.load(Ordering::SeqCst);
     let over = NewTransaction {
         limits: limits(400, 10_000, 10_000),
         ..charge(p.id, "ott-4", "447700900000", 499)
     };
     assert_eq!(
-        store
-            .begin_inline(over, answering(success("x"), &asked), None)
-            .await
-            .unwrap(),
+        booked_inline(&*store, over, success("x"), &asked, None).await,
         ChargedInline::NotBegun(BeginOutcome::LimitExceeded)
     );
+    assert_eq!(store.transaction_by_ext(p.id, "ott-4").await.unwrap(), None);
     assert_eq!(asked.load(Ordering::SeqCst), before);
 
     // A successful inline refund counts against its original.
@@ -1512,8 +1538,8 @@ async fn parallel_inline_charges_never_pass_a_limit_together(store: Arc<dyn Stor
                 limits: limits(1_000, 500, 10_000),
                 ..charge(p.id, &format!("c{i}"), "447700900000", 100)
             };
-            let csp = answering(success(&format!("r{i}")), &asked);
-            tokio::spawn(async move { store.begin_inline(new, csp, None).await.unwrap() })
+            let (answer, asked) = (success(&format!("r{i}")), asked.clone());
+            tokio::spawn(async move { booked_inline(&*store, new, answer, &asked, None).await })
         })
         .collect();
     let mut written = 0;

@@ -123,3 +123,41 @@ async fn postgres_keeps_final_transactions_final() {
         .await
         .unwrap();
 }
+
+/// The tables written with every request have no foreign key to their partner on
+/// PostgreSQL (migration 0007); partners are kept by a trigger instead.
+#[tokio::test]
+async fn postgres_never_deletes_or_renumbers_partners() {
+    let Some(url) = dcbhub_store::testing::postgres_url("guards_partners").await else {
+        return;
+    };
+    let store = dcbhub_store::open(&url, true).await.unwrap();
+    let (done, _) = final_and_pending(store.as_ref()).await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let partner: i64 = sqlx::query_scalar("SELECT partner_id FROM transactions WHERE id = $1")
+        .bind(&done)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    for sql in [
+        "DELETE FROM partners WHERE id = $1",
+        "UPDATE partners SET id = id + 1000 WHERE id = $1",
+    ] {
+        let err = sqlx::query(sql)
+            .bind(partner)
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("never deleted"), "{sql}: {err}");
+    }
+    let err = sqlx::query("TRUNCATE partners CASCADE")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("never deleted"), "{err}");
+    sqlx::query("UPDATE partners SET status = 'suspended' WHERE id = $1")
+        .bind(partner)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}

@@ -1,7 +1,7 @@
 //! The simulated CSP's books: ledger, prepaid balances and inbox, behind one mutex, so the
 //! in-process connector and the csp-sim HTTP server can share one state.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use dcbhub_domain::{
@@ -71,8 +71,10 @@ pub struct SandboxState {
 
 #[derive(Default)]
 struct Books {
-    ledger: Vec<Booked>,
-    by_id: HashMap<TransactionId, usize>,
+    /// In booking order, keyed by a sequence number so that `forget` stays cheap.
+    ledger: BTreeMap<u64, Booked>,
+    next_entry: u64,
+    by_id: HashMap<TransactionId, u64>,
     refunded: HashMap<TransactionId, MinorUnits>,
     balances: HashMap<String, MinorUnits>,
     inbox: HashMap<String, VecDeque<Delivered>>,
@@ -131,8 +133,8 @@ impl SandboxState {
     /// answer and moves no money.
     pub fn charge(&self, req: &ChargeRequest) -> SandboxCharge {
         let mut books = self.inner.lock();
-        if let Some(&index) = books.by_id.get(&req.transaction_id) {
-            return books.ledger[index].answer();
+        if let Some(booked) = books.booked(&req.transaction_id) {
+            return booked.answer();
         }
         let Some(account) = Account::find(&req.customer) else {
             return books.book(
@@ -166,15 +168,13 @@ impl SandboxState {
     /// ledger and what it moved goes back, as if the sandbox had never seen the id.
     pub fn forget(&self, transaction_id: &TransactionId) {
         let mut books = self.inner.lock();
-        let Some(index) = books.by_id.remove(transaction_id) else {
+        let Some(booked) = books
+            .by_id
+            .remove(transaction_id)
+            .and_then(|entry| books.ledger.remove(&entry))
+        else {
             return;
         };
-        let booked = books.ledger.remove(index);
-        for i in books.by_id.values_mut() {
-            if *i > index {
-                *i -= 1;
-            }
-        }
         if booked.entry.status == LedgerStatus::Success {
             books.reverse(&booked.entry);
         }
@@ -183,10 +183,9 @@ impl SandboxState {
     /// What the sandbox knows about a transaction id.
     pub fn charge_status(&self, transaction_id: &TransactionId) -> StatusOutcome {
         let books = self.inner.lock();
-        let Some(&index) = books.by_id.get(transaction_id) else {
+        let Some(entry) = books.booked(transaction_id).map(|b| &b.entry) else {
             return StatusOutcome::NotFound;
         };
-        let entry = &books.ledger[index].entry;
         match (entry.status, &entry.csp_reference) {
             (LedgerStatus::Success, Some(reference)) => StatusOutcome::Success {
                 csp_reference: reference.clone(),
@@ -233,7 +232,7 @@ impl SandboxState {
     /// Every transaction booked so far, oldest first.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
         let books = self.inner.lock();
-        books.ledger.iter().map(|b| b.entry.clone()).collect()
+        books.ledger.values().map(|b| b.entry.clone()).collect()
     }
 
     /// The messages one partner caused to a recipient (as addressed), newest first.
@@ -307,8 +306,7 @@ impl Books {
         money: Money,
     ) -> Result<(), DeclineReason> {
         let declined = DeclineReason::Declined;
-        let index = *self.by_id.get(original).ok_or(declined)?;
-        let charge = &self.ledger[index].entry;
+        let charge = &self.booked(original).ok_or(declined)?.entry;
         let refundable = charge.kind == ChargeKind::Charge
             && charge.status == LedgerStatus::Success
             && charge.account == account.digits
@@ -351,6 +349,10 @@ impl Books {
         }
     }
 
+    fn booked(&self, id: &TransactionId) -> Option<&Booked> {
+        self.by_id.get(id).and_then(|entry| self.ledger.get(entry))
+    }
+
     fn book(
         &mut self,
         req: &ChargeRequest,
@@ -379,9 +381,10 @@ impl Books {
             answer_late,
         };
         let answer = booked.answer();
-        self.by_id
-            .insert(req.transaction_id.clone(), self.ledger.len());
-        self.ledger.push(booked);
+        let entry = self.next_entry;
+        self.next_entry += 1;
+        self.by_id.insert(req.transaction_id.clone(), entry);
+        self.ledger.insert(entry, booked);
         answer
     }
 }

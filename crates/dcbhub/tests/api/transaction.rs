@@ -329,7 +329,8 @@ async fn hundred_identical_charges_through_csp_sim() {
 crate::on_both_backends!(
     consent_rules,
     parallel_limits_and_refunds,
-    a_failed_write_leaves_the_sandbox_untouched
+    a_failed_write_leaves_the_sandbox_untouched,
+    a_refused_charge_leaves_no_booking_at_the_sandbox
 );
 
 async fn consent_rules(app: TestApp) {
@@ -552,4 +553,46 @@ async fn a_failed_write_leaves_the_sandbox_untouched(app: TestApp) {
         &dcbhub_domain::PartnerCode::parse("RENEW").unwrap(),
     );
     assert_eq!(inbox.len(), 1, "one receipt");
+}
+
+/// The sandbox may be asked before the store's checks (PostgreSQL): a charge the store then
+/// refuses, or finds already written, leaves no booking and no message behind.
+async fn a_refused_charge_leaves_no_booking_at_the_sandbox(app: TestApp) {
+    let key = app.partner("RENEW", ConsentPolicy::None).await;
+    let sandbox = app.hub.sandbox.clone().unwrap();
+    let customer =
+        dcbhub_domain::Customer::Msisdn(dcbhub_domain::Msisdn::parse("+447700900000").unwrap());
+    let renew = dcbhub_domain::PartnerCode::parse("RENEW").unwrap();
+    for ext in ["d-1", "d-2"] {
+        let (status, _) =
+            json(post(&app, &key, &charge(ext, "+447700900000", "40.00")).await).await;
+        assert_eq!(status, 201);
+    }
+    // 120.00 would pass the 100.00 of the day.
+    assert_error(
+        post(&app, &key, &charge("d-3", "+447700900000", "40.00")).await,
+        402,
+        "spending-limit-exceeded",
+    )
+    .await;
+    let (status, replayed) =
+        json(post(&app, &key, &charge("d-1", "+447700900000", "40.00")).await).await;
+    assert_eq!(
+        (status, replayed["status"].as_str()),
+        (201, Some("SUCCESS"))
+    );
+    let ledger = sandbox.ledger();
+    assert_eq!(ledger.len(), 2, "{ledger:?}");
+    for _ in 0..100 {
+        if sandbox.inbox(&customer, &renew).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sandbox.inbox(&customer, &renew).len(),
+        2,
+        "a receipt per charge"
+    );
+    assert_eq!(get_status(&app, &key, "d-3").await.0, 404);
 }

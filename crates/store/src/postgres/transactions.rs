@@ -374,6 +374,124 @@ async fn write_answer(
     Ok(())
 }
 
+/// Why `dcbhub_write_answered_charge` refused (its SQLSTATEs, migration 0007).
+fn answered_refusal(e: &sqlx::Error) -> Option<BeginOutcome> {
+    let code = e.as_database_error()?.code()?;
+    Some(match code.as_ref() {
+        "DCB01" => BeginOutcome::LimitExceeded,
+        "DCB03" => BeginOutcome::ConsentUnusable,
+        _ => return None,
+    })
+}
+
+/// Writes a charge an in-process CSP has answered, with its checks, counts and receipt, in
+/// one call of `dcbhub_write_answered_charge` (one round trip, autocommit); or the refusal.
+async fn write_answered_charge(
+    store: &PgStore,
+    r: &TransactionRecord,
+    limits: Option<&SpendingLimits>,
+    receipt: Option<&NewNotification>,
+    receipt_sent: bool,
+) -> Result<Result<(), BeginOutcome>, StoreError> {
+    let now = r.created_at;
+    let row = receipt.map(|n| n.as_written(receipt_sent, now));
+    let existing = sqlx::query_scalar::<_, bool>(
+        "SELECT existing FROM dcbhub_write_answered_charge($1, $2, $3, $4, $5, $6, $7, $8, $9,
+             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
+             $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)",
+    )
+    .bind(&r.id)
+    .bind(r.partner_id)
+    .bind(&r.ext_transaction_id)
+    .bind(&r.fingerprint)
+    .bind(r.status.as_str())
+    .bind(&r.customer)
+    .bind(&r.customer_kind)
+    .bind(&r.csp_id)
+    .bind(&r.account_key)
+    .bind(r.amount_minor)
+    .bind(&r.currency)
+    .bind(&r.description)
+    .bind(&r.product_code)
+    .bind(r.tax_included)
+    .bind(&r.pin_id)
+    .bind(r.processing_until.unix_millis())
+    .bind(r.next_check_at.unix_millis())
+    .bind(now.unix_millis())
+    .bind(&r.csp_reference)
+    .bind(&r.failure_code)
+    .bind(limits.map(|l| l.per_transaction))
+    .bind(limits.map(|l| l.per_day))
+    .bind(limits.map(|l| l.per_month))
+    .bind(limits.map(|l| l.day_start.unix_millis()))
+    .bind(limits.map(|l| l.month_start.unix_millis()))
+    .bind(receipt.map(|n| n.id.as_str()))
+    .bind(receipt.map(|n| n.recipient.as_str()))
+    .bind(receipt.map(|n| n.recipient.kind()))
+    .bind(receipt.map(|n| n.csp_id.as_str()))
+    .bind(receipt.map(|n| n.channel.as_str()))
+    .bind(receipt.map(|n| n.kind.as_str()))
+    .bind(row.as_ref().map(|w| w.text))
+    .bind(receipt.and_then(|n| n.redacted_text.as_deref()))
+    .bind(receipt.and_then(|n| n.subject.as_deref()))
+    .bind(receipt.and_then(|n| n.ext_transaction_id.as_deref()))
+    .bind(receipt.and_then(|n| n.locale.as_deref()))
+    .bind(row.as_ref().map(|w| w.status))
+    .bind(row.as_ref().map(|w| i32::try_from(w.attempts).unwrap_or(0)))
+    .bind(row.as_ref().map(|w| w.next_attempt_at.unix_millis()))
+    .bind(receipt.map(|n| n.partner_code.as_str()))
+    .fetch_one(&store.pool)
+    .await;
+    match existing {
+        Ok(false) => Ok(Ok(())),
+        Ok(true) => {
+            let mut conn = store.pool.acquire().await?;
+            let existing = by_ext(&mut conn, r.partner_id, &r.ext_transaction_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            Ok(Err(BeginOutcome::Existing(existing)))
+        }
+        Err(e) => answered_refusal(&e).map(Err).ok_or_else(|| e.into()),
+    }
+}
+
+/// A refund at an in-process CSP: the checks and the PENDING insert, then `csp` asked with the
+/// original locked, and the answer written, in one database transaction, so parallel refunds
+/// of one charge reach the CSP in the order the store admitted them.
+async fn refund_inline(
+    store: &PgStore,
+    new: NewTransaction,
+    csp: InlineCsp,
+    receipt: Receipt,
+) -> Result<ChargedInline, StoreError> {
+    let now = Timestamp::now();
+    let (mut tx, original_ext) = match open_begin(store, &new, now).await? {
+        Ok(open) => open,
+        Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
+    };
+    let answer = csp();
+    let Some(record) = new.into_answered(&answer, now, original_ext) else {
+        // The rollback removes the row and gives the consent back.
+        tx.rollback().await?;
+        let InlineAnswer::Unavailable { retry_after_secs } = answer else {
+            return Err(StoreError::Backend("an answered charge made no row".into()));
+        };
+        return Ok(ChargedInline::Unavailable { retry_after_secs });
+    };
+    // Only a success has a receipt to follow it.
+    let receipt = receipt.filter(|_| record.status == TxStatus::Success);
+    write_answer(
+        &mut tx,
+        &record,
+        receipt.as_ref(),
+        answer.receipt_sent(),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ChargedInline::Written(record))
+}
+
 #[async_trait]
 impl TransactionStore for PgStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
@@ -387,21 +505,23 @@ impl TransactionStore for PgStore {
         Ok(BeginOutcome::Created(new.into_record(now, original_ext)))
     }
 
+    /// The CSP answers in memory, so it is asked first and the answered row written in one
+    /// statement; a refusal of the store comes back as `NotBegun` for the caller to undo the
+    /// booking (the connector's books live in this process: a crash before the write loses
+    /// them together with the request, as a rollback inside a database transaction would).
     async fn begin_inline(
         &self,
-        new: NewTransaction,
+        mut new: NewTransaction,
         csp: InlineCsp,
         receipt: Receipt,
     ) -> Result<ChargedInline, StoreError> {
+        if new.original_id.is_some() {
+            return refund_inline(self, new, csp, receipt).await;
+        }
         let now = Timestamp::now();
-        let (mut tx, original_ext) = match open_begin(self, &new, now).await? {
-            Ok(open) => open,
-            Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
-        };
         let answer = csp();
-        let Some(record) = new.into_answered(&answer, now, original_ext) else {
-            // The rollback removes the row and gives the consent back.
-            tx.rollback().await?;
+        let limits = new.limits.take();
+        let Some(record) = new.into_answered(&answer, now, None) else {
             let InlineAnswer::Unavailable { retry_after_secs } = answer else {
                 return Err(StoreError::Backend("an answered charge made no row".into()));
             };
@@ -409,16 +529,18 @@ impl TransactionStore for PgStore {
         };
         // Only a success has a receipt to follow it.
         let receipt = receipt.filter(|_| record.status == TxStatus::Success);
-        write_answer(
-            &mut tx,
+        let written = write_answered_charge(
+            self,
             &record,
+            limits.as_ref(),
             receipt.as_ref(),
             answer.receipt_sent(),
-            now,
         )
         .await?;
-        tx.commit().await?;
-        Ok(ChargedInline::Written(record))
+        Ok(match written {
+            Ok(()) => ChargedInline::Written(record),
+            Err(refused) => ChargedInline::NotBegun(refused),
+        })
     }
 
     async fn settle_transaction(
