@@ -2,7 +2,7 @@
 -- round trip in autocommit instead of BEGIN, the PENDING insert, the limit read, the final
 -- update and COMMIT, and one row version instead of two (the update of a fresh row rewrote
 -- every index entry). The checks are those of `begin_transaction`, in the same order: the
--- account's limit lock is taken with the insert, the insert finds a twin (`existing`), and
+-- account's limit lock is taken with the insert, the insert finds a twin (answers TRUE), and
 -- only then are the limits and the consent checked. A refusal raises one of these SQLSTATEs,
 -- so the whole call rolls back: DCB01 over a spending limit, DCB03 consent unusable.
 -- Each statement of a plpgsql function takes a fresh snapshot, so the day totals read after
@@ -20,9 +20,8 @@ CREATE FUNCTION dcbhub_write_answered_charge(
     -- The receipt; all NULL for none.
     n_id TEXT, n_recipient TEXT, n_recipient_kind TEXT, n_csp_id TEXT, n_channel TEXT,
     n_kind TEXT, n_text TEXT, n_redacted_text TEXT, n_subject TEXT, n_ext TEXT, n_locale TEXT,
-    n_status TEXT, n_attempts INTEGER, n_next_attempt_at BIGINT, n_partner_code TEXT,
-    OUT existing BOOLEAN
-) LANGUAGE plpgsql AS $$
+    n_status TEXT, n_attempts INTEGER, n_next_attempt_at BIGINT, n_partner_code TEXT
+) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 DECLARE
     v_day BIGINT;
     v_month BIGINT;
@@ -40,9 +39,8 @@ BEGIN
     FROM (SELECT CASE WHEN p_day_start IS NOT NULL
                  THEN pg_advisory_xact_lock(hashtextextended('limits:' || p_account_key, 0)) END) AS l
     ON CONFLICT ON CONSTRAINT transactions_idempotency DO NOTHING;
-    existing := NOT FOUND;
-    IF existing THEN
-        RETURN;
+    IF NOT FOUND THEN
+        RETURN TRUE;
     END IF;
 
     IF p_day_start IS NOT NULL THEN
@@ -77,6 +75,7 @@ BEGIN
         n_redacted_text, n_subject, n_ext, n_locale, n_status, n_attempts, n_next_attempt_at, p_now, p_now,
         n_partner_code
     WHERE n_id IS NOT NULL;
+    RETURN FALSE;
 END $$;
 
 -- The tables written with every request no longer check their partner by foreign key: the

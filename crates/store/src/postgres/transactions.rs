@@ -396,7 +396,7 @@ async fn write_answered_charge(
     let now = r.created_at;
     let row = receipt.map(|n| n.as_written(receipt_sent, now));
     let existing = sqlx::query_scalar::<_, bool>(
-        "SELECT existing FROM dcbhub_write_answered_charge($1, $2, $3, $4, $5, $6, $7, $8, $9,
+        "SELECT dcbhub_write_answered_charge($1, $2, $3, $4, $5, $6, $7, $8, $9,
              $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
              $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)",
     )
