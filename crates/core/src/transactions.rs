@@ -115,6 +115,19 @@ fn deliver_to_inbox(sandbox: &SandboxState, note: &Notification) -> bool {
     sent
 }
 
+/// Undoes, at an in-memory CSP, the booking of a transaction that was not stored, and takes
+/// back the receipt its inbox got for it.
+fn undo_booking(
+    csp: &dyn InlineCharging,
+    id: &TransactionId,
+    receipt: Option<(SandboxState, Notification)>,
+) {
+    csp.forget(id);
+    if let Some((sandbox, note)) = receipt {
+        sandbox.forget_message(&note.id, &note.to);
+    }
+}
+
 /// Counts a CSP's answer to a charge or refund.
 fn count_charge(csp: String, kind: &'static str, outcome: &ChargeOutcome) {
     let label = match outcome {
@@ -327,10 +340,12 @@ impl Hub {
                 }
             }
         });
-        match self.store.begin_inline(new, ask, receipt).await {
+        let outcome = self.store.begin_inline(new, ask, receipt).await;
+        // The CSP has been asked by now, if it ever will be.
+        let sent = inbox.filter(|_| delivered.load(Ordering::Relaxed));
+        match outcome {
             Ok(ChargedInline::Written(record)) => {
-                let sent = delivered.load(Ordering::Relaxed);
-                if let (TxStatus::Success, false, Some(message)) = (record.status, sent, handed) {
+                if let (TxStatus::Success, None, Some(message)) = (record.status, &sent, handed) {
                     self.handoff.offer(message);
                 }
                 Ok(TxAnswer {
@@ -344,15 +359,11 @@ impl Hub {
             Ok(ChargedInline::NotBegun(refused)) => {
                 // A store may ask the CSP before its checks (PostgreSQL): nothing of this
                 // request was stored, so what the CSP booked for it is undone.
-                csp.forget(&id);
-                if let Some((sandbox, note)) = inbox.filter(|_| delivered.load(Ordering::Relaxed)) {
-                    sandbox.forget_message(&note.id, &note.to);
-                }
+                undo_booking(&*csp, &id, sent);
                 self.refused(refused, fingerprint).await
             }
             Err(e) => {
-                let unsent = inbox.filter(|_| delivered.load(Ordering::Relaxed));
-                self.forget_unstored(&*csp, &id, partner_id, &ext, unsent)
+                self.forget_unstored(&*csp, &id, partner_id, &ext, sent)
                     .await;
                 Err(e.into())
             }
@@ -371,12 +382,7 @@ impl Hub {
     ) {
         match self.store.transaction_by_ext(partner_id, ext).await {
             Ok(Some(stored)) if stored.id == id.as_str() => {}
-            Ok(_) => {
-                csp.forget(id);
-                if let Some((sandbox, note)) = receipt {
-                    sandbox.forget_message(&note.id, &note.to);
-                }
-            }
+            Ok(_) => undo_booking(csp, id, receipt),
             Err(e) => {
                 tracing::error!(error = %e, transaction = %id, "cannot tell whether a failed write was stored");
             }

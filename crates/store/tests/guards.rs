@@ -92,14 +92,21 @@ async fn sqlite_keeps_final_transactions_final() {
     .unwrap();
 }
 
-#[tokio::test]
-async fn postgres_keeps_final_transactions_final() {
-    let Some(url) = dcbhub_store::testing::postgres_url("guards").await else {
-        return;
-    };
+/// A fresh PostgreSQL database with `final_and_pending`'s rows, and a connection of its own
+/// (`None` without a PostgreSQL server).
+async fn postgres_with_rows(name: &str) -> Option<(sqlx::PgConnection, String, String)> {
+    let url = dcbhub_store::testing::postgres_url(name).await?;
     let store = dcbhub_store::open(&url, true).await.unwrap();
     let (done, pending) = final_and_pending(store.as_ref()).await;
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    Some((conn, done, pending))
+}
+
+#[tokio::test]
+async fn postgres_keeps_final_transactions_final() {
+    let Some((mut conn, done, pending)) = postgres_with_rows("guards").await else {
+        return;
+    };
     for sql in CHANGES {
         let err = sqlx::query(sql)
             .bind(&done)
@@ -128,12 +135,9 @@ async fn postgres_keeps_final_transactions_final() {
 /// PostgreSQL (migration 0007); partners are kept by a trigger instead.
 #[tokio::test]
 async fn postgres_never_deletes_or_renumbers_partners() {
-    let Some(url) = dcbhub_store::testing::postgres_url("guards_partners").await else {
+    let Some((mut conn, done, _)) = postgres_with_rows("guards_partners").await else {
         return;
     };
-    let store = dcbhub_store::open(&url, true).await.unwrap();
-    let (done, _) = final_and_pending(store.as_ref()).await;
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     let partner: i64 = sqlx::query_scalar("SELECT partner_id FROM transactions WHERE id = $1")
         .bind(&done)
         .fetch_one(&mut conn)

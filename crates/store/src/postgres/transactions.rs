@@ -313,67 +313,6 @@ async fn after_final(
     Ok(())
 }
 
-/// Writes an in-process CSP's answer onto the PENDING row in one statement (one round trip):
-/// the state; the charge counted in its day unless declined; a successful refund counted
-/// against its original; the receipt.
-async fn write_answer(
-    conn: &mut PgConnection,
-    r: &TransactionRecord,
-    receipt: Option<&NewNotification>,
-    receipt_sent: bool,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let row = receipt.map(|n| n.as_written(receipt_sent, now));
-    sqlx::query(
-        "WITH tx AS (
-             UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3,
-                 next_check_at = $4, processing_until = $5,
-                 spend_day = CASE WHEN $1 <> 'FAILED' THEN spend_day END
-             WHERE id = $6
-             RETURNING account_key, currency, amount_minor, spend_day, original_id, status
-         ), counted AS (
-             INSERT INTO spending_days (account_key, currency, day_start, total)
-             SELECT account_key, currency, spend_day, amount_minor FROM tx WHERE spend_day IS NOT NULL
-             ON CONFLICT (account_key, currency, day_start)
-             DO UPDATE SET total = spending_days.total + EXCLUDED.total
-         ), refunded AS (
-             UPDATE transactions AS o SET refunded_minor = o.refunded_minor + tx.amount_minor, updated_at = $7
-             FROM tx WHERE o.id = tx.original_id AND tx.status = 'SUCCESS'
-         )
-         INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
-             redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at,
-             updated_at, partner_code)
-         SELECT $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $7, $7, $23
-         FROM tx WHERE $8::TEXT IS NOT NULL",
-    )
-    .bind(r.status.as_str())
-    .bind(&r.csp_reference)
-    .bind(&r.failure_code)
-    .bind(r.next_check_at.unix_millis())
-    .bind(r.processing_until.unix_millis())
-    .bind(&r.id)
-    .bind(now.unix_millis())
-    .bind(receipt.map(|n| n.id.as_str()))
-    .bind(receipt.map(|n| n.partner_id))
-    .bind(receipt.map(|n| n.recipient.as_str()))
-    .bind(receipt.map(|n| n.recipient.kind()))
-    .bind(receipt.map(|n| n.csp_id.as_str()))
-    .bind(receipt.map(|n| n.channel.as_str()))
-    .bind(receipt.map(|n| n.kind.as_str()))
-    .bind(row.as_ref().map(|w| w.text))
-    .bind(receipt.and_then(|n| n.redacted_text.as_deref()))
-    .bind(receipt.and_then(|n| n.subject.as_deref()))
-    .bind(receipt.and_then(|n| n.ext_transaction_id.as_deref()))
-    .bind(receipt.and_then(|n| n.locale.as_deref()))
-    .bind(row.as_ref().map(|w| w.status))
-    .bind(row.as_ref().map(|w| i32::try_from(w.attempts).unwrap_or(0)))
-    .bind(row.as_ref().map(|w| w.next_attempt_at.unix_millis()))
-    .bind(receipt.map(|n| n.partner_code.as_str()))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Why `dcbhub_write_answered_charge` refused (its SQLSTATEs, migration 0007).
 fn answered_refusal(e: &sqlx::Error) -> Option<BeginOutcome> {
     let code = e.as_database_error()?.code()?;
@@ -455,9 +394,9 @@ async fn write_answered_charge(
     }
 }
 
-/// A refund at an in-process CSP: the checks and the PENDING insert, then `csp` asked with the
-/// original locked, and the answer written, in one database transaction, so parallel refunds
-/// of one charge reach the CSP in the order the store admitted them.
+/// A refund at an in-process CSP: `begin_transaction`'s steps, then `csp` asked with the
+/// original locked, then `settle_transaction`'s steps, in one database transaction, so
+/// parallel refunds of one charge reach the CSP in the order the store admitted them.
 async fn refund_inline(
     store: &PgStore,
     new: NewTransaction,
@@ -469,6 +408,8 @@ async fn refund_inline(
         Ok(open) => open,
         Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
     };
+    count_spending(&mut tx, &new).await?;
+    let spend_day = new.limits.as_ref().map(|l| l.day_start.unix_millis());
     let answer = csp();
     let Some(record) = new.into_answered(&answer, now, original_ext) else {
         // The rollback removes the row and gives the consent back.
@@ -478,16 +419,25 @@ async fn refund_inline(
         };
         return Ok(ChargedInline::Unavailable { retry_after_secs });
     };
+    sqlx::query(
+        "UPDATE transactions SET status = $1, csp_reference = $2, failure_code = $3, next_check_at = $4,
+             processing_until = $5, spend_day = CASE WHEN $1 <> 'FAILED' THEN spend_day END
+         WHERE id = $6",
+    )
+    .bind(record.status.as_str())
+    .bind(&record.csp_reference)
+    .bind(&record.failure_code)
+    .bind(record.next_check_at.unix_millis())
+    .bind(record.processing_until.unix_millis())
+    .bind(&record.id)
+    .execute(&mut *tx)
+    .await?;
+    if record.status == TxStatus::Failed {
+        uncount_spending(&mut tx, &record, spend_day).await?;
+    }
     // Only a success has a receipt to follow it.
     let receipt = receipt.filter(|_| record.status == TxStatus::Success);
-    write_answer(
-        &mut tx,
-        &record,
-        receipt.as_ref(),
-        answer.receipt_sent(),
-        now,
-    )
-    .await?;
+    after_final(&mut tx, &record, &receipt, answer.receipt_sent(), now).await?;
     tx.commit().await?;
     Ok(ChargedInline::Written(record))
 }
