@@ -43,16 +43,40 @@ impl Timestamp {
 
     pub fn to_rfc3339(self) -> String {
         let dt = self.to_datetime();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.millisecond()
-        )
+        match u16::try_from(dt.year()) {
+            // Digits written by hand: `format!` with padding was ~2% of a charge's request
+            // thread (its answer shows two timestamps).
+            Ok(year) if year <= 9999 => {
+                let mut out = *b"0000-00-00T00:00:00.000Z";
+                put_digits(&mut out[0..4], u32::from(year));
+                put_digits(&mut out[5..7], u32::from(u8::from(dt.month())));
+                put_digits(&mut out[8..10], u32::from(dt.day()));
+                put_digits(&mut out[11..13], u32::from(dt.hour()));
+                put_digits(&mut out[14..16], u32::from(dt.minute()));
+                put_digits(&mut out[17..19], u32::from(dt.second()));
+                put_digits(&mut out[20..23], u32::from(dt.millisecond()));
+                out.iter().map(|&b| char::from(b)).collect()
+            }
+            _ => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.millisecond()
+            ),
+        }
+    }
+}
+
+/// Writes `value` in decimal into `slot`, right-aligned and zero-padded to its width.
+fn put_digits(slot: &mut [u8], mut value: u32) {
+    for b in slot.iter_mut().rev() {
+        // `value % 10` is below 10: the cast cannot truncate.
+        *b = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -71,6 +95,36 @@ impl fmt::Debug for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_written_digits_match_the_general_format() {
+        let general = |t: Timestamp| {
+            let dt = t.to_datetime();
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.millisecond()
+            )
+        };
+        // Spread over the four-digit years, and one before them.
+        let mut ms: i64 = 0;
+        while ms < 253_402_300_799_999 {
+            let t = Timestamp::from_unix_millis(ms);
+            assert_eq!(t.to_rfc3339(), general(t));
+            ms += 9_876_543_210_987;
+        }
+        let before_year_zero = Timestamp::from_unix_millis(-62_167_219_200_001);
+        assert_eq!(before_year_zero.to_rfc3339(), general(before_year_zero));
+        assert_eq!(
+            Timestamp::from_unix_millis(253_402_300_799_999).to_rfc3339(),
+            "9999-12-31T23:59:59.999Z"
+        );
+    }
 
     #[test]
     fn formats_with_millis_and_z() {
