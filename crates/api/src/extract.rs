@@ -1,11 +1,11 @@
 //! Our own extractors, so that every rejection answers with the contract's JSON error
 //! instead of axum's plain-text defaults.
 
+use std::fmt;
+
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
-use std::fmt;
-
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::error::ApiError;

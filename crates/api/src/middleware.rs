@@ -34,10 +34,7 @@ fn trace_context(headers: &HeaderMap) -> TraceContext {
     let request_id = headers
         .get(&REQUEST_ID)
         .and_then(valid_request_id)
-        .unwrap_or_else(|| {
-            let mut buf = uuid::Uuid::encode_buffer();
-            (*uuid::Uuid::new_v4().simple().encode_lower(&mut buf)).to_owned()
-        });
+        .unwrap_or_else(|| dcbhub_domain::hex_id("", uuid::Uuid::new_v4()));
     let b3 = B3_HEADERS
         .iter()
         .filter_map(|name| {

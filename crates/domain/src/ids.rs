@@ -100,6 +100,17 @@ impl Description {
     }
 }
 
+/// `prefix` and `id` in lower-case hex without hyphens. Written without `core::fmt`: ids
+/// are minted on every request.
+pub fn hex_id(prefix: &str, id: uuid::Uuid) -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let hex = id.simple().encode_lower(&mut buf);
+    let mut out = String::with_capacity(prefix.len() + hex.len());
+    out.push_str(prefix);
+    out.push_str(hex);
+    out
+}
+
 macro_rules! minted_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $field:literal) => {
         $(#[$doc])*
@@ -112,9 +123,7 @@ macro_rules! minted_id {
             /// Mints a new id: the prefix and a UUIDv7 (time-ordered, so index inserts stay
             /// local) in lower-case hex.
             pub fn generate() -> Self {
-                let id = uuid::Uuid::now_v7();
-                let mut buf = uuid::Uuid::encode_buffer();
-                Self(format!("{}{}", $prefix, id.simple().encode_lower(&mut buf)))
+                Self(hex_id($prefix, uuid::Uuid::now_v7()))
             }
 
             /// Accepts only ids of the shape this hub mints.
@@ -214,6 +223,13 @@ mod tests {
         assert!(PinId::parse(id.as_str()).is_err());
         assert!(PinId::parse("pin_123").is_err());
         assert!(PinId::parse(PinId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn hex_ids_are_the_prefix_and_the_uuid_without_hyphens() {
+        let id = uuid::Uuid::from_u128(0x0192_3e4f_5a6b_7c8d_9eaf_b0c1_d2e3_f405);
+        assert_eq!(hex_id("tx_", id), "tx_01923e4f5a6b7c8d9eafb0c1d2e3f405");
+        assert_eq!(hex_id("", id), id.simple().to_string());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub use email::Email;
 pub use error::ParseError;
 pub use ids::{
     Description, ExtTransactionId, NotificationId, PartnerCode, PinId, ProductCode, TransactionId,
+    hex_id,
 };
 pub use money::{AmountLiteral, MinorUnits, Money};
 pub use msisdn::Msisdn;

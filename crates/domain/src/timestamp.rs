@@ -57,18 +57,23 @@ impl Timestamp {
                 put_digits(&mut out[20..23], u32::from(dt.millisecond()));
                 out.iter().map(|&b| char::from(b)).collect()
             }
-            _ => format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                dt.year(),
-                u8::from(dt.month()),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second(),
-                dt.millisecond()
-            ),
+            _ => general_rfc3339(dt),
         }
     }
+}
+
+/// The same text through `core::fmt`, for the years the digits above do not cover.
+fn general_rfc3339(dt: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.millisecond()
+    )
 }
 
 /// Writes `value` in decimal into `slot`, right-aligned and zero-padded to its width.
@@ -98,19 +103,7 @@ mod tests {
 
     #[test]
     fn hand_written_digits_match_the_general_format() {
-        let general = |t: Timestamp| {
-            let dt = t.to_datetime();
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                dt.year(),
-                u8::from(dt.month()),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second(),
-                dt.millisecond()
-            )
-        };
+        let general = |t: Timestamp| general_rfc3339(t.to_datetime());
         // Spread over the four-digit years, and one before them.
         let mut ms: i64 = 0;
         while ms < 253_402_300_799_999 {
