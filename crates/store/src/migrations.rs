@@ -34,6 +34,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 5, "0005_settlement"),
     migration!("postgres", 6, "0006_spending"),
     migration!("postgres", 7, "0007_answered_charge"),
+    migration!("postgres", 8, "0008_answered_charges"),
 ];
 
 pub fn latest(set: &[Migration]) -> i64 {

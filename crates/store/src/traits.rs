@@ -141,8 +141,9 @@ pub trait TransactionStore: Send + Sync {
     /// For a CSP that answers in process: the checks of `begin_transaction` and the row
     /// written with `csp`'s answer (and `receipt` queued with a success), in one write
     /// instead of a PENDING row and a settle. `csp` is asked inside the database transaction
-    /// after the checks (SQLite) or just before the one statement that checks and writes
-    /// (PostgreSQL); after `NotBegun` the caller undoes what the CSP booked.
+    /// after the checks (SQLite) or just before the one write that checks and stores it
+    /// with the charges of other requests (PostgreSQL's group commit); after `NotBegun` the
+    /// caller undoes what the CSP booked.
     async fn begin_inline(
         &self,
         new: NewTransaction,

@@ -60,6 +60,7 @@ contract!(
     inline_charges_commit_with_their_answer,
     inline_unavailable_writes_nothing_and_keeps_the_consent,
     parallel_inline_charges_never_pass_a_limit_together,
+    a_bad_charge_among_parallel_ones_fails_alone,
     spending_totals_follow_the_charges,
 );
 
@@ -1555,6 +1556,45 @@ async fn parallel_inline_charges_never_pass_a_limit_together(store: Arc<dyn Stor
     }
     assert_eq!(written, 5, "500 a day in charges of 100");
     assert_eq!(asked.load(Ordering::SeqCst), 5);
+}
+
+/// Charges written together (a group commit) stay independent: one the database refuses
+/// (an amount its constraint forbids) fails alone, and every other is written.
+async fn a_bad_charge_among_parallel_ones_fails_alone(store: Arc<dyn Store>) {
+    let p = store
+        .create_partner(new_partner("NFLX", &ApiKey::generate()))
+        .await
+        .unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            let amount = if i == 7 { 0 } else { 100 };
+            let new = NewTransaction {
+                limits: limits(1_000, 10_000, 10_000),
+                ..charge(p.id, &format!("g{i}"), &format!("4477009001{i:02}"), amount)
+            };
+            let csp = answering(success(&format!("r{i}")), &asked);
+            tokio::spawn(async move { (i, store.begin_inline(new, csp, None).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (i, outcome) = t.await.unwrap();
+        match outcome {
+            Err(_) => assert_eq!(i, 7, "only the charge of 0 is refused"),
+            Ok(ChargedInline::Written(r)) => {
+                assert_ne!(i, 7);
+                let stored = store
+                    .transaction_by_ext(p.id, &r.ext_transaction_id)
+                    .await
+                    .unwrap();
+                assert_eq!(stored.map(|s| s.status), Some(TxStatus::Success));
+            }
+            Ok(other) => panic!("{i}: {other:?}"),
+        }
+    }
+    let seven = store.transaction_by_ext(p.id, "g7").await.unwrap();
+    assert!(seven.is_none(), "the refused charge left no row");
 }
 
 /// Spending totals follow the charges: a day's total is the day's PENDING and SUCCESS

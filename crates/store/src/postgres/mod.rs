@@ -1,6 +1,7 @@
 //! PostgreSQL store over sqlx. Every coordination between hub instances (idempotency,
 //! counters, leases) is a constraint or a row lock here.
 
+mod answered_groups;
 mod outbox;
 mod partners;
 mod pins;
@@ -17,6 +18,7 @@ use crate::{MetaStore, StoreError};
 
 pub struct PgStore {
     pool: PgPool,
+    answered: answered_groups::AnsweredWriters,
 }
 
 /// Any number; only every dcbhub instance must use the same one.
@@ -31,7 +33,8 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        let store = Self { pool };
+        let answered = answered_groups::AnsweredWriters::start(pool.clone());
+        let store = Self { pool, answered };
         if migrate {
             store.apply_migrations().await?;
         }

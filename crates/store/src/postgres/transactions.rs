@@ -4,11 +4,12 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::PgStore;
+use super::answered_groups::{AnsweredCharge, GroupOutcome};
 use super::outbox::insert_notification;
 use crate::{
-    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewNotification, NewTransaction, Receipt,
-    Settled, Settlement, SpendingLimits, StoreError, TransactionQuery, TransactionRecord,
-    TransactionStore, TxStatus, TxType,
+    BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, Receipt, Settled,
+    Settlement, SpendingLimits, StoreError, TransactionQuery, TransactionRecord, TransactionStore,
+    TxStatus, TxType,
 };
 
 macro_rules! tx_columns {
@@ -313,87 +314,6 @@ async fn after_final(
     Ok(())
 }
 
-/// Why `dcbhub_write_answered_charge` refused (its SQLSTATEs, migration 0007).
-fn answered_refusal(e: &sqlx::Error) -> Option<BeginOutcome> {
-    let code = e.as_database_error()?.code()?;
-    Some(match code.as_ref() {
-        "DCB01" => BeginOutcome::LimitExceeded,
-        "DCB03" => BeginOutcome::ConsentUnusable,
-        _ => return None,
-    })
-}
-
-/// Writes a charge an in-process CSP has answered, with its checks, counts and receipt, in
-/// one call of `dcbhub_write_answered_charge` (one round trip, autocommit); or the refusal.
-async fn write_answered_charge(
-    store: &PgStore,
-    r: &TransactionRecord,
-    limits: Option<&SpendingLimits>,
-    receipt: Option<&NewNotification>,
-    receipt_sent: bool,
-) -> Result<Result<(), BeginOutcome>, StoreError> {
-    let now = r.created_at;
-    let row = receipt.map(|n| n.as_written(receipt_sent, now));
-    let existing = sqlx::query_scalar::<_, bool>(
-        "SELECT dcbhub_write_answered_charge($1, $2, $3, $4, $5, $6, $7, $8, $9,
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
-             $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)",
-    )
-    .bind(&r.id)
-    .bind(r.partner_id)
-    .bind(&r.ext_transaction_id)
-    .bind(&r.fingerprint)
-    .bind(r.status.as_str())
-    .bind(&r.customer)
-    .bind(&r.customer_kind)
-    .bind(&r.csp_id)
-    .bind(&r.account_key)
-    .bind(r.amount_minor)
-    .bind(&r.currency)
-    .bind(&r.description)
-    .bind(&r.product_code)
-    .bind(r.tax_included)
-    .bind(&r.pin_id)
-    .bind(r.processing_until.unix_millis())
-    .bind(r.next_check_at.unix_millis())
-    .bind(now.unix_millis())
-    .bind(&r.csp_reference)
-    .bind(&r.failure_code)
-    .bind(limits.map(|l| l.per_transaction))
-    .bind(limits.map(|l| l.per_day))
-    .bind(limits.map(|l| l.per_month))
-    .bind(limits.map(|l| l.day_start.unix_millis()))
-    .bind(limits.map(|l| l.month_start.unix_millis()))
-    .bind(receipt.map(|n| n.id.as_str()))
-    .bind(receipt.map(|n| n.recipient.as_str()))
-    .bind(receipt.map(|n| n.recipient.kind()))
-    .bind(receipt.map(|n| n.csp_id.as_str()))
-    .bind(receipt.map(|n| n.channel.as_str()))
-    .bind(receipt.map(|n| n.kind.as_str()))
-    .bind(row.as_ref().map(|w| w.text))
-    .bind(receipt.and_then(|n| n.redacted_text.as_deref()))
-    .bind(receipt.and_then(|n| n.subject.as_deref()))
-    .bind(receipt.and_then(|n| n.ext_transaction_id.as_deref()))
-    .bind(receipt.and_then(|n| n.locale.as_deref()))
-    .bind(row.as_ref().map(|w| w.status))
-    .bind(row.as_ref().map(|w| i32::try_from(w.attempts).unwrap_or(0)))
-    .bind(row.as_ref().map(|w| w.next_attempt_at.unix_millis()))
-    .bind(receipt.map(|n| n.partner_code.as_str()))
-    .fetch_one(&store.pool)
-    .await;
-    match existing {
-        Ok(false) => Ok(Ok(())),
-        Ok(true) => {
-            let mut conn = store.pool.acquire().await?;
-            let existing = by_ext(&mut conn, r.partner_id, &r.ext_transaction_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            Ok(Err(BeginOutcome::Existing(existing)))
-        }
-        Err(e) => answered_refusal(&e).map(Err).ok_or_else(|| e.into()),
-    }
-}
-
 /// A refund at an in-process CSP: `begin_transaction`'s steps, then `csp` asked with the
 /// original locked, then `settle_transaction`'s steps, in one database transaction, so
 /// parallel refunds of one charge reach the CSP in the order the store admitted them.
@@ -455,8 +375,8 @@ impl TransactionStore for PgStore {
         Ok(BeginOutcome::Created(new.into_record(now, original_ext)))
     }
 
-    /// The CSP answers in memory, so it is asked first and the answered row written in one
-    /// statement; a refusal of the store comes back as `NotBegun` for the caller to undo the
+    /// The CSP answers in memory, so it is asked first and the answered row written with the
+    /// next group of charges (`answered_groups`, one statement and one commit); a refusal of the store comes back as `NotBegun` for the caller to undo the
     /// booking (the connector's books live in this process: a crash before the write loses
     /// them together with the request, as a rollback inside a database transaction would).
     async fn begin_inline(
@@ -479,17 +399,24 @@ impl TransactionStore for PgStore {
         };
         // Only a success has a receipt to follow it.
         let receipt = receipt.filter(|_| record.status == TxStatus::Success);
-        let written = write_answered_charge(
-            self,
-            &record,
-            limits.as_ref(),
-            receipt.as_ref(),
-            answer.receipt_sent(),
-        )
-        .await?;
-        Ok(match written {
-            Ok(()) => ChargedInline::Written(record),
-            Err(refused) => ChargedInline::NotBegun(refused),
+        let charge = AnsweredCharge {
+            record,
+            limits,
+            receipt,
+            receipt_sent: answer.receipt_sent(),
+        };
+        let (record, outcome) = self.answered.write(charge).await?;
+        Ok(match outcome {
+            GroupOutcome::Written => ChargedInline::Written(record),
+            GroupOutcome::Twin => {
+                let mut conn = self.pool.acquire().await?;
+                let existing = by_ext(&mut conn, record.partner_id, &record.ext_transaction_id)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                ChargedInline::NotBegun(BeginOutcome::Existing(existing))
+            }
+            GroupOutcome::LimitExceeded => ChargedInline::NotBegun(BeginOutcome::LimitExceeded),
+            GroupOutcome::ConsentUnusable => ChargedInline::NotBegun(BeginOutcome::ConsentUnusable),
         })
     }
 
