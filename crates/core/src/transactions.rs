@@ -263,10 +263,10 @@ impl Hub {
 
     /// A charge at a CSP that answers in memory (the sandbox): the row is written once, with
     /// the CSP's answer. The store asks the CSP inside its write (SQLite: after the checks,
-    /// in the same database transaction) or just before its one-statement write
-    /// (PostgreSQL); either way the booking and the row stand or fall together: a crash
-    /// loses both (the CSP's books live in this process), and a write that fails or is
-    /// refused leaves the CSP's booking undone.
+    /// in the same database transaction) or just before its write with the charges of other
+    /// requests (PostgreSQL's group commit); either way the booking and the row stand or fall
+    /// together: a crash loses both (the CSP's books live in this process), and a write that
+    /// fails or is refused leaves the CSP's booking undone.
     async fn charge_inline(
         &self,
         partner: &PartnerRecord,

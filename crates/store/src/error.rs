@@ -1,6 +1,6 @@
 /// What a store operation can fail with. Callers map the specific variants (a unique key
 /// taken, a row missing) to API errors; `Backend` is an internal fault and is only logged.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("unique constraint violated: {0}")]
     Duplicate(&'static str),

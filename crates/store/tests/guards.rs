@@ -1,5 +1,6 @@
 //! The database's own guards, checked with SQL from outside the store: whatever code runs
-//! against the database, a final transaction keeps its state and amount, on both backends.
+//! against the database, a final transaction keeps its state and amount, on both backends;
+//! on PostgreSQL, the functions that write answered charges keep their answers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use dcbhub_domain::{ApiKey, ConsentPolicy, PartnerCode, Timestamp};
@@ -164,4 +165,90 @@ async fn postgres_never_deletes_or_renumbers_partners() {
         .execute(&mut conn)
         .await
         .unwrap();
+}
+
+/// One call of migration 0008's group write for a single answered charge without a receipt,
+/// counted against generous limits from day 0.
+async fn write_answered(conn: &mut sqlx::PgConnection, id: &str, ext: &str) -> Vec<i16> {
+    sqlx::query_scalar(
+        "SELECT dcbhub_write_answered_charges(
+             ARRAY[$1::TEXT], ARRAY[1::BIGINT], ARRAY[$2::TEXT], ARRAY['fp'], ARRAY['SUCCESS'],
+             ARRAY['+447700900100'], ARRAY['msisdn'], ARRAY['sandbox'], ARRAY['sandbox:447700900100'],
+             ARRAY[499::BIGINT], ARRAY['GBP'], ARRAY['Premium'], ARRAY[NULL::TEXT], ARRAY[TRUE],
+             ARRAY[NULL::TEXT], ARRAY[0::BIGINT], ARRAY[0::BIGINT], ARRAY[0::BIGINT], ARRAY['ref'],
+             ARRAY[NULL::TEXT],
+             ARRAY[1000::BIGINT], ARRAY[10000::BIGINT], ARRAY[10000::BIGINT], ARRAY[0::BIGINT],
+             ARRAY[0::BIGINT],
+             ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT],
+             ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT],
+             ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT],
+             ARRAY[NULL::INTEGER], ARRAY[NULL::BIGINT], ARRAY[NULL::TEXT])",
+    )
+    .bind(id)
+    .bind(ext)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+/// A group write repeated after its commit (its answer lost on the way, the store writing the
+/// charges again one by one) finds each charge's own row and answers it as written, counted
+/// once; a row of another id under the same `extTransactionID` is a twin.
+#[tokio::test]
+async fn postgres_answers_a_repeated_group_write_as_written_once() {
+    let Some(url) = dcbhub_store::testing::postgres_url("repeated_group_write").await else {
+        return;
+    };
+    dcbhub_store::open(&url, true).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    assert_eq!(write_answered(&mut conn, "tx_a", "e1").await, vec![0]);
+    assert_eq!(write_answered(&mut conn, "tx_a", "e1").await, vec![0]);
+    assert_eq!(write_answered(&mut conn, "tx_b", "e1").await, vec![1]);
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transactions WHERE ext_transaction_id = 'e1'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(rows, 1);
+    let counted: i64 = sqlx::query_scalar("SELECT total FROM spending_days")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(counted, 499, "the repeated write counted nothing");
+}
+
+/// Migration 0007's one-charge function, still called by instances of the previous build
+/// during a rolling upgrade, answers as it did: FALSE written, TRUE a twin, DCB01 over a limit.
+#[tokio::test]
+async fn postgres_keeps_the_previous_builds_charge_function() {
+    let Some(url) = dcbhub_store::testing::postgres_url("previous_charge_function").await else {
+        return;
+    };
+    dcbhub_store::open(&url, true).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let write = |id: &'static str, ext: &'static str, amount: i64| {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT dcbhub_write_answered_charge($1, 1, $2, 'fp', 'SUCCESS', '+447700900100',
+                 'msisdn', 'sandbox', 'sandbox:447700900100', $3, 'GBP', 'Premium', NULL, TRUE,
+                 NULL, 0, 0, 0, 'ref', NULL, 1000, 1000, 1000, 0, 0,
+                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                 NULL, NULL)",
+        )
+        .bind(id)
+        .bind(ext)
+        .bind(amount)
+    };
+    assert!(!write("tx_a", "e1", 600).fetch_one(&mut conn).await.unwrap());
+    assert!(write("tx_b", "e1", 600).fetch_one(&mut conn).await.unwrap());
+    let over = write("tx_c", "e2", 600)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_err();
+    let code = over.as_database_error().and_then(|d| d.code()).unwrap();
+    assert_eq!(code, "DCB01", "600 + 600 is over the day's 1000");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "neither the twin nor the refusal left a row");
 }

@@ -6,12 +6,12 @@
 -- total and the receipt. A refusal cannot raise here (it would roll back the whole group), and
 -- a subtransaction per charge would cost more than it saves, so a refused charge's row is
 -- deleted again inside the transaction that inserted it: no other transaction ever sees it.
--- The answer has one code per charge: 0 written, 1 a twin was there, 2 over a spending limit,
--- 3 consent unusable. The caller sorts a group by account so that groups committing in
+-- The answer has one code per charge: 0 written (by this call or an earlier one), 1 a twin
+-- was there, 2 over a spending limit, 3 consent unusable. The caller sorts a group by account so that groups committing in
 -- parallel take the accounts' locks in one order. Each statement takes a fresh snapshot, so
 -- the totals read after a lock include what the previous holder committed, and a charge sees
--- the ones before it in its own group. Migration 0007's function stays for instances of the
--- previous build during a rolling upgrade.
+-- the ones before it in its own group. Migration 0007's function stays, as a call of this one
+-- (at the end), for instances of the previous build during a rolling upgrade.
 CREATE FUNCTION dcbhub_write_answered_charges(
     p_id TEXT[], p_partner_id BIGINT[], p_ext TEXT[], p_fingerprint TEXT[], p_status TEXT[],
     p_customer TEXT[], p_customer_kind TEXT[], p_csp_id TEXT[], p_account_key TEXT[],
@@ -47,7 +47,11 @@ BEGIN
                      THEN pg_advisory_xact_lock(hashtextextended('limits:' || p_account_key[i], 0)) END) AS l
         ON CONFLICT ON CONSTRAINT transactions_idempotency DO NOTHING;
         IF NOT FOUND THEN
-            v_codes := v_codes || 1::SMALLINT;
+            -- The row with this very id is this charge's own write: a call repeated after a
+            -- commit whose answer was lost finds it written, not a twin (whose booking the
+            -- caller would undo).
+            v_codes := v_codes || CASE WHEN EXISTS (SELECT 1 FROM transactions WHERE id = p_id[i])
+                                       THEN 0 ELSE 1 END::SMALLINT;
             CONTINUE;
         END IF;
 
@@ -93,4 +97,42 @@ BEGIN
         v_codes := v_codes || 0::SMALLINT;
     END LOOP;
     RETURN v_codes;
+END $$;
+
+-- Migration 0007's one-charge function becomes a call of the group function with one element,
+-- so the checks live in one place; instances of the previous build keep its answers: TRUE for
+-- a twin, FALSE for written, a refusal raised (DCB01 over a limit, DCB03 consent unusable).
+CREATE OR REPLACE FUNCTION dcbhub_write_answered_charge(
+    p_id TEXT, p_partner_id BIGINT, p_ext TEXT, p_fingerprint TEXT, p_status TEXT,
+    p_customer TEXT, p_customer_kind TEXT, p_csp_id TEXT, p_account_key TEXT, p_amount BIGINT,
+    p_currency TEXT, p_description TEXT, p_product_code TEXT, p_tax_included BOOLEAN,
+    p_pin_id TEXT, p_processing_until BIGINT, p_next_check_at BIGINT, p_now BIGINT,
+    p_csp_reference TEXT, p_failure_code TEXT,
+    p_per_transaction BIGINT, p_per_day BIGINT, p_per_month BIGINT, p_day_start BIGINT,
+    p_month_start BIGINT,
+    n_id TEXT, n_recipient TEXT, n_recipient_kind TEXT, n_csp_id TEXT, n_channel TEXT,
+    n_kind TEXT, n_text TEXT, n_redacted_text TEXT, n_subject TEXT, n_ext TEXT, n_locale TEXT,
+    n_status TEXT, n_attempts INTEGER, n_next_attempt_at BIGINT, n_partner_code TEXT
+) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    v_code SMALLINT;
+BEGIN
+    v_code := (dcbhub_write_answered_charges(
+        ARRAY[p_id], ARRAY[p_partner_id], ARRAY[p_ext], ARRAY[p_fingerprint], ARRAY[p_status],
+        ARRAY[p_customer], ARRAY[p_customer_kind], ARRAY[p_csp_id], ARRAY[p_account_key],
+        ARRAY[p_amount], ARRAY[p_currency], ARRAY[p_description], ARRAY[p_product_code],
+        ARRAY[p_tax_included], ARRAY[p_pin_id], ARRAY[p_processing_until],
+        ARRAY[p_next_check_at], ARRAY[p_now], ARRAY[p_csp_reference], ARRAY[p_failure_code],
+        ARRAY[p_per_transaction], ARRAY[p_per_day], ARRAY[p_per_month], ARRAY[p_day_start],
+        ARRAY[p_month_start],
+        ARRAY[n_id], ARRAY[n_recipient], ARRAY[n_recipient_kind], ARRAY[n_csp_id],
+        ARRAY[n_channel], ARRAY[n_kind], ARRAY[n_text], ARRAY[n_redacted_text],
+        ARRAY[n_subject], ARRAY[n_ext], ARRAY[n_locale], ARRAY[n_status], ARRAY[n_attempts],
+        ARRAY[n_next_attempt_at], ARRAY[n_partner_code]))[1];
+    IF v_code = 2 THEN
+        RAISE EXCEPTION 'spending limit exceeded' USING ERRCODE = 'DCB01';
+    ELSIF v_code = 3 THEN
+        RAISE EXCEPTION 'consent unusable' USING ERRCODE = 'DCB03';
+    END IF;
+    RETURN v_code = 1;
 END $$;

@@ -103,7 +103,9 @@ async fn run(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
 
 /// Writes and answers every job of `group`, leaving it empty. When the call fails as a whole
 /// (a deadlock with another instance's group, a row a constraint refuses), each charge is
-/// written again alone, so one charge's error is its own.
+/// written again alone, so one charge's error is its own. A failed call may still have
+/// committed (its answer lost on the way): the function then answers each charge it finds
+/// already written by its own id as written.
 async fn write_group(pool: &PgPool, group: &mut Vec<Job>) {
     // One lock order for every group: two groups never wait on each other's accounts.
     group.sort_unstable_by(|a, b| {
@@ -112,41 +114,51 @@ async fn write_group(pool: &PgPool, group: &mut Vec<Job>) {
             .account_key
             .cmp(&b.charge.record.account_key)
     });
-    let codes = call(pool, group).await;
-    match codes {
-        Ok(codes) if codes.len() == group.len() => {
-            for (job, code) in group.drain(..).zip(codes) {
-                let answer = GroupOutcome::from_code(code).map(|o| (job.charge.record, o));
-                // A request that went away takes nothing with it: its row is written.
-                let _ = job.reply.send(answer);
-            }
-        }
-        Ok(codes) => {
-            let e = format!("{} codes for a group of {}", codes.len(), group.len());
-            answer_all(group, &e);
-        }
-        Err(e) if group.len() == 1 => answer_all(group, &e.to_string()),
-        Err(e) => {
+    match call(pool, group).await {
+        Err(e) if group.len() > 1 => {
             tracing::warn!(error = %e, charges = group.len(), "a group of charges failed; writing them one by one");
             for job in group.drain(..) {
-                let one = std::slice::from_ref(&job);
-                let answer = match call(pool, one).await {
-                    Ok(codes) if codes.len() == 1 => GroupOutcome::from_code(codes[0]),
-                    Ok(codes) => Err(StoreError::Backend(format!(
-                        "{} codes for one charge",
-                        codes.len()
-                    ))),
-                    Err(e) => Err(e.into()),
-                };
-                let _ = job.reply.send(answer.map(|o| (job.charge.record, o)));
+                let mut one = vec![job];
+                let outcomes = outcomes(call(pool, &one).await, 1);
+                answer(&mut one, outcomes);
             }
+        }
+        written => {
+            let outcomes = outcomes(written, group.len());
+            answer(group, outcomes);
         }
     }
 }
 
-fn answer_all(group: &mut Vec<Job>, e: &str) {
-    for job in group.drain(..) {
-        let _ = job.reply.send(Err(StoreError::Backend(e.to_owned())));
+/// The outcome of each of `n` charges from a call's codes.
+fn outcomes(
+    written: Result<Vec<i16>, sqlx::Error>,
+    n: usize,
+) -> Result<Vec<GroupOutcome>, StoreError> {
+    let codes = written?;
+    if codes.len() != n {
+        return Err(StoreError::Backend(format!(
+            "{} codes for a group of {n}",
+            codes.len()
+        )));
+    }
+    codes.into_iter().map(GroupOutcome::from_code).collect()
+}
+
+/// Answers every job of `jobs` (leaving it empty) with its outcome, or all with the error.
+fn answer(jobs: &mut Vec<Job>, outcomes: Result<Vec<GroupOutcome>, StoreError>) {
+    // A request that went away takes nothing with it: its row is written.
+    match outcomes {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                let _ = job.reply.send(Ok((job.charge.record, outcome)));
+            }
+        }
+        Err(e) => {
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+        }
     }
 }
 

@@ -376,9 +376,10 @@ impl TransactionStore for PgStore {
     }
 
     /// The CSP answers in memory, so it is asked first and the answered row written with the
-    /// next group of charges (`answered_groups`, one statement and one commit); a refusal of the store comes back as `NotBegun` for the caller to undo the
-    /// booking (the connector's books live in this process: a crash before the write loses
-    /// them together with the request, as a rollback inside a database transaction would).
+    /// next group of charges (`answered_groups`, one statement and one commit); a refusal of
+    /// the store comes back as `NotBegun` for the caller to undo the booking (the connector's
+    /// books live in this process: a crash before the write loses them together with the
+    /// request, as a rollback inside a database transaction would).
     async fn begin_inline(
         &self,
         mut new: NewTransaction,
