@@ -35,6 +35,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 6, "0006_spending"),
     migration!("postgres", 7, "0007_answered_charge"),
     migration!("postgres", 8, "0008_answered_charges"),
+    migration!("postgres", 9, "0009_set_based_groups"),
 ];
 
 pub fn latest(set: &[Migration]) -> i64 {

@@ -252,3 +252,183 @@ async fn postgres_keeps_the_previous_builds_charge_function() {
         .unwrap();
     assert_eq!(rows, 1, "neither the twin nor the refusal left a row");
 }
+
+/// One charge of a group, as the store hands it to the group functions.
+struct Answered {
+    id: String,
+    ext: String,
+    account: String,
+    amount: i64,
+    status: &'static str,
+    day_start: Option<i64>,
+    pin: Option<String>,
+    receipt: bool,
+}
+
+async fn write_group(
+    conn: &mut sqlx::PgConnection,
+    function: &str,
+    group: &[Answered],
+) -> Vec<i16> {
+    let texts = |f: &dyn Fn(&Answered) -> Option<String>| group.iter().map(f).collect::<Vec<_>>();
+    let ints = |f: &dyn Fn(&Answered) -> Option<i64>| group.iter().map(f).collect::<Vec<_>>();
+    let receipt = |a: &Answered, v: &str| a.receipt.then(|| v.to_owned());
+    let sql = format!(
+        "SELECT {function}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+             $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33,
+             $34, $35, $36, $37, $38, $39, $40)"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(texts(&|a| Some(a.id.clone())))
+        .bind(ints(&|_| Some(1)))
+        .bind(texts(&|a| Some(a.ext.clone())))
+        .bind(texts(&|_| Some("fp".into())))
+        .bind(texts(&|a| Some(a.status.into())))
+        .bind(texts(&|_| Some("+447700900100".into())))
+        .bind(texts(&|_| Some("msisdn".into())))
+        .bind(texts(&|_| Some("sandbox".into())))
+        .bind(texts(&|a| Some(a.account.clone())))
+        .bind(ints(&|a| Some(a.amount)))
+        .bind(texts(&|_| Some("GBP".into())))
+        .bind(texts(&|_| Some("Premium".into())))
+        .bind(texts(&|_| None))
+        .bind(group.iter().map(|_| true).collect::<Vec<_>>())
+        .bind(texts(&|a| a.pin.clone()))
+        .bind(ints(&|_| Some(0)))
+        .bind(ints(&|_| Some(0)))
+        .bind(ints(&|_| Some(5)))
+        .bind(texts(&|a| {
+            (a.status == "SUCCESS").then(|| format!("ref-{}", a.id))
+        }))
+        .bind(texts(&|a| {
+            (a.status == "FAILED").then(|| "DECLINED".to_owned())
+        }))
+        .bind(ints(&|a| a.day_start.map(|_| 500)))
+        .bind(ints(&|a| a.day_start.map(|_| 2_000)))
+        .bind(ints(&|a| a.day_start.map(|_| 40_000)))
+        .bind(ints(&|a| a.day_start))
+        .bind(ints(&|a| a.day_start.map(|_| 0)))
+        .bind(texts(&|a| a.receipt.then(|| format!("ntf_{}", a.id))))
+        .bind(texts(&|a| receipt(a, "+447700900100")))
+        .bind(texts(&|a| receipt(a, "msisdn")))
+        .bind(texts(&|a| receipt(a, "sandbox")))
+        .bind(texts(&|a| receipt(a, "sandbox")))
+        .bind(texts(&|a| receipt(a, "RECEIPT")))
+        .bind(texts(&|a| receipt(a, "Thanks")))
+        .bind(texts(&|a| receipt(a, "Thanks")))
+        .bind(texts(&|_| None))
+        .bind(texts(&|a| a.receipt.then(|| a.ext.clone())))
+        .bind(texts(&|a| receipt(a, "en")))
+        .bind(texts(&|a| receipt(a, "SENT")))
+        .bind(
+            group
+                .iter()
+                .map(|a| a.receipt.then_some(1_i32))
+                .collect::<Vec<_>>(),
+        )
+        .bind(ints(&|a| a.receipt.then_some(0)))
+        .bind(texts(&|a| receipt(a, "NFLX")))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// Every row the group functions write, in a comparable order.
+async fn written(
+    conn: &mut sqlx::PgConnection,
+) -> (
+    Vec<(String, String, Option<i64>)>,
+    Vec<(String, i64, i64)>,
+    Vec<String>,
+) {
+    let tx = sqlx::query_as("SELECT id, status, spend_day FROM transactions ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let days =
+        sqlx::query_as("SELECT account_key, day_start, total FROM spending_days ORDER BY 1, 2")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    let receipts = sqlx::query_scalar("SELECT id FROM notifications ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    (tx, days, receipts)
+}
+
+/// The set-based group write (migration 0009) answers every group as migration 0008's loop
+/// does, and leaves the same rows, day totals and receipts: 300 groups drawn from a seeded
+/// generator over three accounts with tight limits, so that groups within their limits (the
+/// set-based write) and groups with refusals (of the day and of the month), declines, twins
+/// inside a group and of earlier groups, two day starts and PINs (the loop) all occur.
+#[tokio::test]
+async fn postgres_writes_a_group_set_based_exactly_as_the_loop_would() {
+    let (Some(set_url), Some(loop_url)) = (
+        dcbhub_store::testing::postgres_url("set_based_group").await,
+        dcbhub_store::testing::postgres_url("looped_group").await,
+    ) else {
+        return;
+    };
+    dcbhub_store::open(&set_url, true).await.unwrap();
+    dcbhub_store::open(&loop_url, true).await.unwrap();
+    let mut set_based = sqlx::PgConnection::connect(&set_url).await.unwrap();
+    let mut looped = sqlx::PgConnection::connect(&loop_url).await.unwrap();
+    // A fixed linear congruential generator: the same groups on every run.
+    let mut seed: u64 = 0x5eed;
+    let mut draw = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let (mut all_written, mut next) = (0, 0);
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..300 {
+        let mut group = Vec::new();
+        for _ in 0..=draw(8) {
+            next += 1;
+            let ext = match draw(20) {
+                0 if next > 1 => format!("e{}", draw(next - 1) + 1),
+                _ => format!("e{next}"),
+            };
+            // A new day every ten groups; the month's limit is reached on the twentieth.
+            let day = 86_400_000 * (1 + round / 10);
+            group.push(Answered {
+                id: format!("tx_{next:05}"),
+                ext,
+                account: format!("sandbox:{}", draw(3)),
+                amount: 1 + i64::try_from(draw(450)).unwrap(),
+                status: if draw(10) == 0 { "FAILED" } else { "SUCCESS" },
+                day_start: match draw(30) {
+                    0 => None,
+                    1 => Some(day + 86_400_000),
+                    _ => Some(day),
+                },
+                pin: (draw(40) == 0).then(|| format!("pin_{next}")),
+                receipt: draw(2) == 0,
+            });
+        }
+        group.sort_by(|a, b| a.account.cmp(&b.account));
+        let codes = write_group(&mut set_based, "dcbhub_write_answered_charges", &group).await;
+        let expected = write_group(&mut looped, "dcbhub_write_answered_charges_each", &group).await;
+        assert_eq!(codes, expected, "round {round}");
+        seen.extend(codes.iter().copied());
+        if group.len() > 1 && codes.iter().all(|&c| c == 0) {
+            all_written += 1;
+        }
+    }
+    assert!(
+        all_written > 30,
+        "only {all_written} groups were written whole"
+    );
+    assert!(
+        written(&mut looped)
+            .await
+            .0
+            .iter()
+            .any(|(_, s, _)| s == "FAILED"),
+        "declines occur"
+    );
+    assert_eq!(written(&mut set_based).await, written(&mut looped).await);
+}

@@ -1,7 +1,7 @@
-//! Group commit for the charges an in-process CSP has answered. A request hands its row to a
-//! few writer tasks; a writer takes every row waiting, writes them in one call of
-//! `dcbhub_write_answered_charges` (migration 0008) in autocommit, and each request is answered
-//! after that commit. One transaction and one WAL flush serve a whole group, so PostgreSQL's
+//! Group commit for the charges an in-process CSP has answered. A request hands its row to the
+//! instance's writer task; the writer takes every row waiting, writes them in one call of
+//! `dcbhub_write_answered_charges` (migrations 0008 and 0009) in autocommit, and each request is
+//! answered after that commit. One transaction and one WAL flush serve a whole group, so PostgreSQL's
 //! cost per charge falls with the load instead of rising with it.
 
 use std::sync::Arc;
@@ -12,9 +12,11 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::records::WrittenAs;
 use crate::{NewNotification, SpendingLimits, StoreError, TransactionRecord};
 
-/// Groups in flight at once per instance: one commits while the next fills, and two
-/// instances' worth keep PostgreSQL's cores busy without many lock waits between groups.
-const WRITERS: usize = 4;
+/// Groups in flight at once per instance. One: the next group fills while one commits, and a
+/// larger group is written set-based (migration 0009) for less per charge; with four writers
+/// per instance the set-based write lost to lock waits between the groups (docs/PERFORMANCE.md,
+/// seventh round).
+const WRITERS: usize = 1;
 /// The most charges one call writes (the arrays stay small; a longer queue waits its turn).
 const MAX_GROUP: usize = 64;
 /// Requests waiting beyond this are held back at `write` (backpressure, not memory).
