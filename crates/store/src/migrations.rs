@@ -36,6 +36,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 7, "0007_answered_charge"),
     migration!("postgres", 8, "0008_answered_charges"),
     migration!("postgres", 9, "0009_set_based_groups"),
+    migration!("postgres", 10, "0010_group_takes_back_own_rows"),
 ];
 
 pub fn latest(set: &[Migration]) -> i64 {

@@ -167,28 +167,14 @@ async fn postgres_never_deletes_or_renumbers_partners() {
         .unwrap();
 }
 
-/// One call of migration 0008's group write for a single answered charge without a receipt,
-/// counted against generous limits from day 0.
+/// One call of the group write for a single answered charge of 499 without a receipt, counted
+/// against generous limits from day 0.
 async fn write_answered(conn: &mut sqlx::PgConnection, id: &str, ext: &str) -> Vec<i16> {
-    sqlx::query_scalar(
-        "SELECT dcbhub_write_answered_charges(
-             ARRAY[$1::TEXT], ARRAY[1::BIGINT], ARRAY[$2::TEXT], ARRAY['fp'], ARRAY['SUCCESS'],
-             ARRAY['+447700900100'], ARRAY['msisdn'], ARRAY['sandbox'], ARRAY['sandbox:447700900100'],
-             ARRAY[499::BIGINT], ARRAY['GBP'], ARRAY['Premium'], ARRAY[NULL::TEXT], ARRAY[TRUE],
-             ARRAY[NULL::TEXT], ARRAY[0::BIGINT], ARRAY[0::BIGINT], ARRAY[0::BIGINT], ARRAY['ref'],
-             ARRAY[NULL::TEXT],
-             ARRAY[1000::BIGINT], ARRAY[10000::BIGINT], ARRAY[10000::BIGINT], ARRAY[0::BIGINT],
-             ARRAY[0::BIGINT],
-             ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT],
-             ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT],
-             ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT], ARRAY[NULL::TEXT],
-             ARRAY[NULL::INTEGER], ARRAY[NULL::BIGINT], ARRAY[NULL::TEXT])",
-    )
-    .bind(id)
-    .bind(ext)
-    .fetch_one(conn)
-    .await
-    .unwrap()
+    let charge = Answered {
+        day_start: Some(0),
+        ..Answered::new(id, ext)
+    };
+    write_group(conn, "dcbhub_write_answered_charges", &[charge]).await
 }
 
 /// A group write repeated after its commit (its answer lost on the way, the store writing the
@@ -265,6 +251,24 @@ struct Answered {
     receipt: bool,
 }
 
+impl Answered {
+    /// A successful charge of 499 to one account, without limits, PIN or receipt.
+    fn new(id: &str, ext: &str) -> Self {
+        Self {
+            id: id.into(),
+            ext: ext.into(),
+            account: "sandbox:447700900100".into(),
+            amount: 499,
+            status: "SUCCESS",
+            day_start: None,
+            pin: None,
+            receipt: false,
+        }
+    }
+}
+
+/// One call of `function` (the group write or migration 0008's loop) for `group`, with the
+/// limits of 500 a charge, 2,000 a day and 40,000 a month for its limited charges.
 async fn write_group(
     conn: &mut sqlx::PgConnection,
     function: &str,
@@ -357,7 +361,7 @@ async fn written(
     (tx, days, receipts)
 }
 
-/// The set-based group write (migration 0009) answers every group as migration 0008's loop
+/// The set-based group write (migrations 0009, 0010) answers every group as migration 0008's loop
 /// does, and leaves the same rows, day totals and receipts: 300 groups drawn from a seeded
 /// generator over three accounts with tight limits, so that groups within their limits (the
 /// set-based write) and groups with refusals (of the day and of the month), declines, twins
@@ -431,4 +435,51 @@ async fn postgres_writes_a_group_set_based_exactly_as_the_loop_would() {
         "declines occur"
     );
     assert_eq!(written(&mut set_based).await, written(&mut looped).await);
+}
+
+/// A group write repeated while its first call is still committing (the connection lost, the
+/// store writing again while the server still runs the first call) waits for that commit,
+/// answers every charge as written, and leaves the first call's rows and receipts as they are.
+/// Its insert finds the keys taken after its twin check: it must then take back only the rows
+/// it inserted itself, not the first call's (whose receipts the loop would write again).
+#[tokio::test]
+async fn postgres_answers_a_group_repeated_during_its_first_commit_as_written() {
+    let Some(url) = dcbhub_store::testing::postgres_url("group_repeated_during_commit").await
+    else {
+        return;
+    };
+    dcbhub_store::open(&url, true).await.unwrap();
+    let group = || {
+        ["a", "b"].map(|n| Answered {
+            receipt: true,
+            ..Answered::new(&format!("tx_{n}"), &format!("e_{n}"))
+        })
+    };
+    let mut first = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut second = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut watch = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut first).await.unwrap();
+    let function = "dcbhub_write_answered_charges";
+    assert_eq!(write_group(&mut first, function, &group()).await, [0, 0]);
+    let repeat = tokio::spawn(async move { write_group(&mut second, function, &group()).await });
+    let mut waits = 0;
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        .fetch_one(&mut watch)
+        .await
+        .unwrap()
+        == 0
+    {
+        waits += 1;
+        assert!(waits < 500, "the repeated write never waited for the first");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query("COMMIT").execute(&mut first).await.unwrap();
+    assert_eq!(repeat.await.unwrap(), [0, 0]);
+    let counts: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM notifications)",
+    )
+    .fetch_one(&mut watch)
+    .await
+    .unwrap();
+    assert_eq!(counts, (2, 2));
 }

@@ -4,19 +4,12 @@
 //! answered after that commit. One transaction and one WAL flush serve a whole group, so PostgreSQL's
 //! cost per charge falls with the load instead of rising with it.
 
-use std::sync::Arc;
-
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::records::WrittenAs;
 use crate::{NewNotification, SpendingLimits, StoreError, TransactionRecord};
 
-/// Groups in flight at once per instance. One: the next group fills while one commits, and a
-/// larger group is written set-based (migration 0009) for less per charge; with four writers
-/// per instance the set-based write lost to lock waits between the groups (docs/PERFORMANCE.md,
-/// seventh round).
-const WRITERS: usize = 1;
 /// The most charges one call writes (the arrays stay small; a longer queue waits its turn).
 const MAX_GROUP: usize = 64;
 /// Requests waiting beyond this are held back at `write` (backpressure, not memory).
@@ -62,18 +55,19 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-pub(super) struct AnsweredWriters {
+/// One writer task per instance, so one group in flight: the next group fills while one
+/// commits, and a larger group is written set-based (migration 0009) for less per charge; with
+/// four writers per instance the set-based write lost to lock waits between the groups
+/// (docs/PERFORMANCE.md, seventh round).
+pub(super) struct AnsweredWriter {
     jobs: mpsc::Sender<Job>,
 }
 
-impl AnsweredWriters {
-    /// Starts the writers on the current runtime; they end when this is dropped.
+impl AnsweredWriter {
+    /// Starts the writer on the current runtime; it ends when this is dropped.
     pub fn start(pool: PgPool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..WRITERS {
-            tokio::spawn(run(pool.clone(), Arc::clone(&queue)));
-        }
+        tokio::spawn(run(pool, queue));
         Self { jobs }
     }
 
@@ -83,22 +77,16 @@ impl AnsweredWriters {
         self.jobs
             .send(Job { charge, reply })
             .await
-            .map_err(|_| StoreError::Backend("the charge writers have stopped".into()))?;
+            .map_err(|_| StoreError::Backend("the charge writer has stopped".into()))?;
         answer
             .await
-            .map_err(|_| StoreError::Backend("a charge writer stopped mid-group".into()))?
+            .map_err(|_| StoreError::Backend("the charge writer stopped mid-group".into()))?
     }
 }
 
-async fn run(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn run(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    loop {
-        {
-            let mut queue = queue.lock().await;
-            if queue.recv_many(&mut group, MAX_GROUP).await == 0 {
-                return;
-            }
-        }
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         write_group(&pool, &mut group).await;
     }
 }

@@ -18,7 +18,7 @@ use crate::{MetaStore, StoreError};
 
 pub struct PgStore {
     pool: PgPool,
-    answered: answered_groups::AnsweredWriters,
+    answered: answered_groups::AnsweredWriter,
 }
 
 /// Any number; only every dcbhub instance must use the same one.
@@ -33,7 +33,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        let answered = answered_groups::AnsweredWriters::start(pool.clone());
+        let answered = answered_groups::AnsweredWriter::start(pool.clone());
         let store = Self { pool, answered };
         if migrate {
             store.apply_migrations().await?;
