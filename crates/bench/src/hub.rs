@@ -208,9 +208,23 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// The most memory process `pid` has held resident so far (`VmHWM`), in bytes.
+pub fn peak_memory(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_peak_memory_of_this_process() {
+        let peak = peak_memory(std::process::id()).unwrap();
+        assert!(peak > 1 << 20, "{peak}");
+    }
 
     #[test]
     fn reads_the_cpu_time_of_this_process() {

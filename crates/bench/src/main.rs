@@ -179,9 +179,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             &mut lines,
         )
         .await;
-        for hub in hubs {
-            hub.kill().await?;
-        }
+        stop(hubs).await?;
         let acked = acked?;
         // Again after the hub: the ratio uses the mean of both runs of the ceiling.
         let path = dir.path().join("ceiling-group-commit-again.db");
@@ -235,6 +233,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         passed &= bars.iter().all(|b| b.passed);
     }
     Ok(passed)
+}
+
+/// Stops the hubs, saying first how much memory each held at most (the sandbox's books and
+/// the caches are bounded: a longer run should not show more).
+async fn stop(hubs: Vec<Hub>) -> anyhow::Result<()> {
+    for hub in hubs {
+        if let Some(peak) = hub.pid().and_then(hub::peak_memory) {
+            println!("  hub peak resident memory: {} MiB", peak >> 20);
+        }
+        hub.kill().await?;
+    }
+    Ok(())
 }
 
 /// Lets the PostgreSQL part start on a quiet disk: the SQLite part's databases (a few hundred
@@ -485,9 +495,7 @@ async fn postgres_part(
         lines,
     )
     .await;
-    for hub in hubs {
-        hub.kill().await?;
-    }
+    stop(hubs).await?;
     let acked = acked?;
     lines.push(
         ceiling_c(

@@ -13,7 +13,9 @@ pub use accounts::{
     PREPAID_OPENING_BALANCE, SANDBOX_EMAIL_DOMAIN, SANDBOX_RANGE_PREFIX,
     UNAVAILABLE_RETRY_AFTER_SECS, sandbox_currency,
 };
-pub use state::{InboxMessage, LedgerEntry, LedgerStatus, SandboxCharge, SandboxState};
+pub use state::{
+    InboxMessage, LedgerEntry, LedgerStatus, SANDBOX_MEMORY, SandboxCharge, SandboxState,
+};
 
 use crate::{
     AccountOutcome, CallContext, ChargeOutcome, ChargeRequest, ConnectorError, CspConnector,
@@ -569,6 +571,64 @@ mod tests {
             NotifyOutcome::Permanent(_)
         ));
         assert!(sandbox.inbox_all_partners(&number("002")).is_empty());
+    }
+
+    #[test]
+    fn the_oldest_transactions_are_forgotten_beyond_the_memory() {
+        let sandbox = SandboxState::remembering(3);
+        let first = charge(number("000"), "1.00");
+        assert!(is_success(&sandbox.charge(&first).outcome));
+        let refunded = charge(number("009"), "2.00");
+        assert!(is_success(&sandbox.charge(&refunded).outcome));
+        assert!(is_success(
+            &sandbox.charge(&refund(&refunded, "2.00")).outcome
+        ));
+        assert!(is_success(
+            &sandbox.charge(&charge(number("000"), "3.00")).outcome
+        ));
+        let kept: Vec<_> = sandbox.ledger().into_iter().map(|e| e.money).collect();
+        assert_eq!(kept, [gbp("2.00"), gbp("2.00"), gbp("3.00")]);
+        assert_eq!(
+            sandbox.charge_status(&first.transaction_id),
+            StatusOutcome::NotFound
+        );
+        // Still remembered, and wholly refunded: a further refund is declined (and booked,
+        // which pushes `refunded` itself out).
+        let declined = ChargeOutcome::Declined(DeclineReason::Declined);
+        assert_eq!(sandbox.charge(&refund(&refunded, "0.01")).outcome, declined);
+        assert_eq!(
+            sandbox.charge_status(&refunded.transaction_id),
+            StatusOutcome::NotFound
+        );
+        assert_eq!(sandbox.charge(&refund(&first, "1.00")).outcome, declined);
+        assert_eq!(sandbox.ledger().len(), 3);
+        // A forgotten id is new again: charged a second time.
+        assert!(is_success(&sandbox.charge(&first).outcome));
+    }
+
+    #[test]
+    fn the_oldest_delivered_ids_are_forgotten_beyond_the_memory() {
+        let sandbox = SandboxState::remembering(2);
+        let first = message(number("000"), "NFLX", "one");
+        for n in [
+            &first,
+            &message(number("000"), "NFLX", "two"),
+            &message(number("000"), "NFLX", "three"),
+        ] {
+            assert_eq!(sandbox.notify(n), NotifyOutcome::Delivered);
+        }
+        let recent = message(number("000"), "NFLX", "four");
+        sandbox.notify(&recent);
+        sandbox.notify(&recent);
+        assert_eq!(sandbox.inbox_all_partners(&number("000")).len(), 4);
+        // Forgotten: delivered again as a new message.
+        sandbox.notify(&first);
+        let texts: Vec<_> = sandbox
+            .inbox_all_partners(&number("000"))
+            .into_iter()
+            .map(|(_, m)| m.text)
+            .collect();
+        assert_eq!(texts, ["one", "four", "three", "two", "one"]);
     }
 
     #[test]

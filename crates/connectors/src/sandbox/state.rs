@@ -1,7 +1,7 @@
 //! The simulated CSP's books: ledger, prepaid balances and inbox, behind one mutex, so the
 //! in-process connector and the csp-sim HTTP server can share one state.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use dcbhub_domain::{
@@ -20,6 +20,11 @@ use crate::{
 
 /// Messages kept per recipient; older ones are dropped so a long-running sandbox stays small.
 const INBOX_CAPACITY_PER_RECIPIENT: usize = 200;
+/// Transactions and delivered notification ids the sandbox remembers (a few hundred bytes
+/// each): beyond that the oldest are forgotten, so a sandbox under load for days stays
+/// bounded. A forgotten transaction is unknown to status lookups and cannot be refunded; a
+/// forgotten notification id delivered again is a new message.
+pub const SANDBOX_MEMORY: usize = 200_000;
 
 /// The final state of a transaction the sandbox answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,21 +69,33 @@ pub struct SandboxCharge {
 }
 
 /// Shared, cloneable handle on the sandbox CSP's state.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SandboxState {
     inner: Arc<Mutex<Books>>,
 }
 
-#[derive(Default)]
+impl Default for SandboxState {
+    fn default() -> Self {
+        Self::remembering(SANDBOX_MEMORY)
+    }
+}
+
 struct Books {
-    /// In booking order, keyed by a sequence number so that `forget` stays cheap.
+    /// How many transactions, and how many delivered notification ids, are kept.
+    memory: usize,
+    /// In booking order, keyed by a sequence number so that `forget` and forgetting the
+    /// oldest stay cheap.
     ledger: BTreeMap<u64, Booked>,
     next_entry: u64,
     by_id: HashMap<TransactionId, u64>,
     refunded: HashMap<TransactionId, MinorUnits>,
     balances: HashMap<String, MinorUnits>,
     inbox: HashMap<String, VecDeque<Delivered>>,
-    delivered: HashSet<NotificationId>,
+    /// Delivered notification ids, with the sequence number of their delivery.
+    delivered: HashMap<NotificationId, u64>,
+    /// The same ids in delivery order.
+    delivery_order: BTreeMap<u64, NotificationId>,
+    next_delivery: u64,
 }
 
 /// An inbox entry: who caused it, under which notification id.
@@ -122,6 +139,25 @@ impl std::fmt::Debug for SandboxState {
 impl SandboxState {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A sandbox that remembers `memory` transactions and delivered notification ids.
+    pub fn remembering(memory: usize) -> Self {
+        let books = Books {
+            memory,
+            ledger: BTreeMap::new(),
+            next_entry: 0,
+            by_id: HashMap::new(),
+            refunded: HashMap::new(),
+            balances: HashMap::new(),
+            inbox: HashMap::new(),
+            delivered: HashMap::new(),
+            delivery_order: BTreeMap::new(),
+            next_delivery: 0,
+        };
+        Self {
+            inner: Arc::new(Mutex::new(books)),
+        }
     }
 
     /// The account behind a customer, per the sandbox table. Never changes.
@@ -202,7 +238,7 @@ impl SandboxState {
             return NotifyOutcome::Permanent(DeclineReason::AccountNotFound.code().to_owned());
         }
         let mut books = self.inner.lock();
-        if !books.delivered.insert(n.id.clone()) {
+        if !books.remember_delivery(&n.id) {
             return NotifyOutcome::Delivered;
         }
         let message = InboxMessage {
@@ -223,7 +259,9 @@ impl SandboxState {
     /// Takes back a message whose write in the hub did not commit.
     pub fn forget_message(&self, id: &NotificationId, to: &Customer) {
         let mut books = self.inner.lock();
-        books.delivered.remove(id);
+        if let Some(delivery) = books.delivered.remove(id) {
+            books.delivery_order.remove(&delivery);
+        }
         if let Some(messages) = books.inbox.get_mut(to.as_str()) {
             messages.retain(|d| &d.id != id);
         }
@@ -385,7 +423,33 @@ impl Books {
         self.next_entry += 1;
         self.by_id.insert(req.transaction_id.clone(), entry);
         self.ledger.insert(entry, booked);
+        while self.ledger.len() > self.memory {
+            let Some((_, oldest)) = self.ledger.pop_first() else {
+                break;
+            };
+            let id = &oldest.entry.transaction_id;
+            self.by_id.remove(id);
+            self.refunded.remove(id);
+        }
         answer
+    }
+
+    /// Notes a notification id as delivered; `false` when it already was.
+    fn remember_delivery(&mut self, id: &NotificationId) -> bool {
+        if self.delivered.contains_key(id) {
+            return false;
+        }
+        let delivery = self.next_delivery;
+        self.next_delivery += 1;
+        self.delivered.insert(id.clone(), delivery);
+        self.delivery_order.insert(delivery, id.clone());
+        while self.delivery_order.len() > self.memory {
+            let Some((_, oldest)) = self.delivery_order.pop_first() else {
+                break;
+            };
+            self.delivered.remove(&oldest);
+        }
+        true
     }
 }
 
