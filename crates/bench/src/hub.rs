@@ -208,12 +208,17 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
-/// The most memory process `pid` has held resident so far (`VmHWM`), in bytes.
-pub fn peak_memory(pid: u32) -> Option<u64> {
+/// What process `pid` holds resident now, in bytes: `(anonymous, file-backed)`. The
+/// file-backed part is mostly the readers' mapping of the SQLite database, which the kernel
+/// can drop at any time; the anonymous part is the process's own memory.
+pub fn resident_memory(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("RssAnon:")?, field("RssFile:")?))
 }
 
 #[cfg(test)]
@@ -221,9 +226,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_peak_memory_of_this_process() {
-        let peak = peak_memory(std::process::id()).unwrap();
-        assert!(peak > 1 << 20, "{peak}");
+    fn reads_the_resident_memory_of_this_process() {
+        let (anonymous, file) = resident_memory(std::process::id()).unwrap();
+        assert!(anonymous > 1 << 16 && file > 1 << 16, "{anonymous} {file}");
     }
 
     #[test]

@@ -235,12 +235,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     Ok(passed)
 }
 
-/// Stops the hubs, saying first how much memory each held at most (the sandbox's books and
-/// the caches are bounded: a longer run should not show more).
+/// Stops the hubs, saying first how much memory each holds (the sandbox's books and the
+/// caches are bounded: a longer run should not show much more).
 async fn stop(hubs: Vec<Hub>) -> anyhow::Result<()> {
     for hub in hubs {
-        if let Some(peak) = hub.pid().and_then(hub::peak_memory) {
-            println!("  hub peak resident memory: {} MiB", peak >> 20);
+        if let Some((anonymous, file)) = hub.pid().and_then(hub::resident_memory) {
+            println!(
+                "  hub resident memory at the end: {} MiB its own, {} MiB of mapped files",
+                anonymous >> 20,
+                file >> 20
+            );
         }
         hub.kill().await?;
     }
