@@ -22,8 +22,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct AccountValidateRequest {
     /// E.164, e.g. `+447700900000`. Exactly one of `msisdn` or `email`.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     msisdn: Option<String>,
     /// RFC 5322 addr-spec. Exactly one of `msisdn` or `email`.
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
 }
 

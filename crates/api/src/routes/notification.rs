@@ -26,14 +26,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationCreateRequest {
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     msisdn: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     /// 1 to 640 characters.
+    #[schema(min_length = 1, max_length = 640)]
     message: String,
     /// `PURCHASE_CONFIRMATION`, `SERVICE_UPDATE` or `GENERIC` (default).
     #[serde(rename = "type")]
     kind: Option<String>,
     #[serde(rename = "extTransactionID")]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     ext_transaction_id: Option<String>,
     /// BCP 47 language tag, e.g. `de-DE`.
     locale: Option<String>,

@@ -27,18 +27,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct PinCreateRequest {
     /// The customer (exactly one of `msisdn` or `email`) for a new PIN.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     msisdn: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     /// Resend: the challenge whose PIN to send again (alone in the body).
     pin_id: Option<String>,
     /// Binds the PIN to this purchase.
     #[serde(rename = "extTransactionID")]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     ext_transaction_id: Option<String>,
     /// Binds the PIN to this amount (with `currency`): a decimal string or number.
     #[schema(value_type = Option<String>, example = "4.99")]
     amount: Option<AmountLiteral>,
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
     /// Shown in the PIN message.
+    #[schema(min_length = 1, max_length = 100)]
     description: Option<String>,
 }
 

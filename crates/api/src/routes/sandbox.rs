@@ -21,7 +21,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// The recipient's MSISDN (exactly one of `msisdn` or `email`).
+    #[param(pattern = r"^\+[1-9][0-9]{7,14}$")]
     msisdn: Option<String>,
+    #[param(format = Email, max_length = 254)]
     email: Option<String>,
 }
 

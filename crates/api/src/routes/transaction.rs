@@ -34,15 +34,21 @@ const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 pub struct TransactionRequest {
     /// The partner's id of this transaction: the idempotency key.
     #[serde(rename = "extTransactionID")]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     ext_transaction_id: String,
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     msisdn: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     /// Decimal string (or JSON number) in the currency's units, e.g. `"4.99"`.
     #[schema(value_type = String, example = "4.99")]
     amount: AmountLiteral,
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: String,
     /// 1 to 100 characters; printed on the customer's bill.
+    #[schema(min_length = 1, max_length = 100)]
     description: String,
+    #[schema(pattern = "^[!-~]{1,15}$")]
     product_code: Option<String>,
     pin_id: Option<String>,
     /// `CHARGE` (default) or `REFUND`.
@@ -50,6 +56,7 @@ pub struct TransactionRequest {
     tx_type: Option<String>,
     /// For `REFUND`: the charge being refunded.
     #[serde(rename = "originalExtTransactionID")]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     original_ext_transaction_id: Option<String>,
     /// Default `true`.
     tax_included: Option<bool>,
