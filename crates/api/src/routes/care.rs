@@ -32,7 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// The customer's MSISDN (exactly one of `msisdn` or `email`).
+    #[param(pattern = r"^\+[1-9][0-9]{7,14}$")]
     msisdn: Option<String>,
+    #[param(format = Email, max_length = 254)]
     email: Option<String>,
     /// Start of the range (RFC 3339, inclusive).
     from: String,
@@ -121,10 +123,12 @@ async fn care_search(
 pub struct CareRefundRequest {
     /// The refund's own id, unique per partner (the idempotency key).
     #[serde(rename = "extTransactionID")]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     ext_transaction_id: String,
     /// Decimal string; default: what is left of the original.
     #[schema(value_type = Option<String>, example = "1.00")]
     amount: Option<AmountLiteral>,
+    #[schema(min_length = 1, max_length = 100)]
     description: Option<String>,
 }
 
