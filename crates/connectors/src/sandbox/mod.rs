@@ -2,6 +2,7 @@
 //! idempotent on transaction and notification ids.
 
 mod accounts;
+mod remembered;
 mod state;
 
 use std::sync::Arc;
@@ -13,9 +14,7 @@ pub use accounts::{
     PREPAID_OPENING_BALANCE, SANDBOX_EMAIL_DOMAIN, SANDBOX_RANGE_PREFIX,
     UNAVAILABLE_RETRY_AFTER_SECS, sandbox_currency,
 };
-pub use state::{
-    InboxMessage, LedgerEntry, LedgerStatus, SANDBOX_MEMORY, SandboxCharge, SandboxState,
-};
+pub use state::{InboxMessage, LedgerEntry, LedgerStatus, SandboxCharge, SandboxState};
 
 use crate::{
     AccountOutcome, CallContext, ChargeOutcome, ChargeRequest, ConnectorError, CspConnector,

@@ -1,7 +1,7 @@
 //! The simulated CSP's books: ledger, prepaid balances and inbox, behind one mutex, so the
 //! in-process connector and the csp-sim HTTP server can share one state.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use dcbhub_domain::{
@@ -13,6 +13,7 @@ use super::accounts::{
     Account, PREPAID_OPENING_BALANCE, Row, UNAVAILABLE_RETRY_AFTER_SECS, account_outcome,
     sandbox_currency,
 };
+use super::remembered::Remembered;
 use crate::{
     AccountOutcome, ChargeKind, ChargeOutcome, ChargeRequest, DeclineReason, Notification,
     NotifyOutcome, StatusOutcome,
@@ -23,8 +24,11 @@ const INBOX_CAPACITY_PER_RECIPIENT: usize = 200;
 /// Transactions and delivered notification ids the sandbox remembers (a few hundred bytes
 /// each): beyond that the oldest are forgotten, so a sandbox under load for days stays
 /// bounded. A forgotten transaction is unknown to status lookups and cannot be refunded; a
-/// forgotten notification id delivered again is a new message.
-pub const SANDBOX_MEMORY: usize = 200_000;
+/// forgotten notification id delivered again is a new message. (The hub's reconciler sends a
+/// PENDING charge again when its CSP has never seen it: a charge left PENDING while 200,000
+/// others were booked would be booked a second time, which only moves the prepaid sandbox
+/// account's simulated balance.)
+const SANDBOX_MEMORY: usize = 200_000;
 
 /// The final state of a transaction the sandbox answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,21 +85,12 @@ impl Default for SandboxState {
 }
 
 struct Books {
-    /// How many transactions, and how many delivered notification ids, are kept.
-    memory: usize,
-    /// In booking order, keyed by a sequence number so that `forget` and forgetting the
-    /// oldest stay cheap.
-    ledger: BTreeMap<u64, Booked>,
-    next_entry: u64,
-    by_id: HashMap<TransactionId, u64>,
+    /// In booking order.
+    ledger: Remembered<TransactionId, Booked>,
     refunded: HashMap<TransactionId, MinorUnits>,
     balances: HashMap<String, MinorUnits>,
     inbox: HashMap<String, VecDeque<Delivered>>,
-    /// Delivered notification ids, with the sequence number of their delivery.
-    delivered: HashMap<NotificationId, u64>,
-    /// The same ids in delivery order.
-    delivery_order: BTreeMap<u64, NotificationId>,
-    next_delivery: u64,
+    delivered: Remembered<NotificationId, ()>,
 }
 
 /// An inbox entry: who caused it, under which notification id.
@@ -142,18 +137,13 @@ impl SandboxState {
     }
 
     /// A sandbox that remembers `memory` transactions and delivered notification ids.
-    pub fn remembering(memory: usize) -> Self {
+    pub(crate) fn remembering(memory: usize) -> Self {
         let books = Books {
-            memory,
-            ledger: BTreeMap::new(),
-            next_entry: 0,
-            by_id: HashMap::new(),
+            ledger: Remembered::new(memory),
             refunded: HashMap::new(),
             balances: HashMap::new(),
             inbox: HashMap::new(),
-            delivered: HashMap::new(),
-            delivery_order: BTreeMap::new(),
-            next_delivery: 0,
+            delivered: Remembered::new(memory),
         };
         Self {
             inner: Arc::new(Mutex::new(books)),
@@ -204,11 +194,7 @@ impl SandboxState {
     /// ledger and what it moved goes back, as if the sandbox had never seen the id.
     pub fn forget(&self, transaction_id: &TransactionId) {
         let mut books = self.inner.lock();
-        let Some(booked) = books
-            .by_id
-            .remove(transaction_id)
-            .and_then(|entry| books.ledger.remove(&entry))
-        else {
+        let Some(booked) = books.ledger.remove(transaction_id) else {
             return;
         };
         if booked.entry.status == LedgerStatus::Success {
@@ -238,9 +224,10 @@ impl SandboxState {
             return NotifyOutcome::Permanent(DeclineReason::AccountNotFound.code().to_owned());
         }
         let mut books = self.inner.lock();
-        if !books.remember_delivery(&n.id) {
+        if books.delivered.contains(&n.id) {
             return NotifyOutcome::Delivered;
         }
+        books.delivered.insert(n.id.clone(), ());
         let message = InboxMessage {
             to: n.to.as_str().to_owned(),
             text: n.text.clone(),
@@ -259,9 +246,7 @@ impl SandboxState {
     /// Takes back a message whose write in the hub did not commit.
     pub fn forget_message(&self, id: &NotificationId, to: &Customer) {
         let mut books = self.inner.lock();
-        if let Some(delivery) = books.delivered.remove(id) {
-            books.delivery_order.remove(&delivery);
-        }
+        books.delivered.remove(id);
         if let Some(messages) = books.inbox.get_mut(to.as_str()) {
             messages.retain(|d| &d.id != id);
         }
@@ -388,7 +373,7 @@ impl Books {
     }
 
     fn booked(&self, id: &TransactionId) -> Option<&Booked> {
-        self.by_id.get(id).and_then(|entry| self.ledger.get(entry))
+        self.ledger.get(id)
     }
 
     fn book(
@@ -419,37 +404,10 @@ impl Books {
             answer_late,
         };
         let answer = booked.answer();
-        let entry = self.next_entry;
-        self.next_entry += 1;
-        self.by_id.insert(req.transaction_id.clone(), entry);
-        self.ledger.insert(entry, booked);
-        while self.ledger.len() > self.memory {
-            let Some((_, oldest)) = self.ledger.pop_first() else {
-                break;
-            };
-            let id = &oldest.entry.transaction_id;
-            self.by_id.remove(id);
-            self.refunded.remove(id);
+        if let Some((forgotten, _)) = self.ledger.insert(req.transaction_id.clone(), booked) {
+            self.refunded.remove(&forgotten);
         }
         answer
-    }
-
-    /// Notes a notification id as delivered; `false` when it already was.
-    fn remember_delivery(&mut self, id: &NotificationId) -> bool {
-        if self.delivered.contains_key(id) {
-            return false;
-        }
-        let delivery = self.next_delivery;
-        self.next_delivery += 1;
-        self.delivered.insert(id.clone(), delivery);
-        self.delivery_order.insert(delivery, id.clone());
-        while self.delivery_order.len() > self.memory {
-            let Some((_, oldest)) = self.delivery_order.pop_first() else {
-                break;
-            };
-            self.delivered.remove(&oldest);
-        }
-        true
     }
 }
 
