@@ -4,6 +4,7 @@
 //! reconciler; final states never change; repeats are answered from the store.
 
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -107,12 +108,12 @@ fn fingerprint(cmd: &ChargeCommand) -> String {
 /// Puts a receipt into the sandbox inbox; `false` leaves it to the outbox (which retries or
 /// dead-letters it as for any channel).
 fn deliver_to_inbox(sandbox: &SandboxState, note: &Notification) -> bool {
-    let sent = sandbox.notify(note) == NotifyOutcome::Delivered;
-    if sent {
-        metrics::counter!("dcbhub_notification_deliveries_total", "channel" => ChannelKind::Sandbox.as_str(), "outcome" => "sent")
-            .increment(1);
-    }
-    sent
+    sandbox.notify(note) == NotifyOutcome::Delivered
+}
+
+fn count_inbox_delivery() {
+    metrics::counter!("dcbhub_notification_deliveries_total", "channel" => ChannelKind::Sandbox.as_str(), "outcome" => "sent")
+        .increment(1);
 }
 
 /// Undoes, at an in-memory CSP, the booking of a transaction that was not stored, and takes
@@ -128,15 +129,18 @@ fn undo_booking(
     }
 }
 
-/// Counts a CSP's answer to a charge or refund.
-fn count_charge(csp: String, kind: &'static str, outcome: &ChargeOutcome) {
-    let label = match outcome {
+fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
+    match outcome {
         ChargeOutcome::Success { .. } => "success",
         ChargeOutcome::Declined(_) => "declined",
         ChargeOutcome::Unknown => "unknown",
         ChargeOutcome::Unavailable { .. } => "unavailable",
-    };
-    metrics::counter!("dcbhub_charges_total", "csp" => csp, "kind" => kind, "outcome" => label)
+    }
+}
+
+/// Counts a CSP's answer to a charge or refund.
+fn count_charge(csp: String, kind: &'static str, outcome: &'static str) {
+    metrics::counter!("dcbhub_charges_total", "csp" => csp, "kind" => kind, "outcome" => outcome)
         .increment(1);
 }
 
@@ -309,13 +313,17 @@ impl Hub {
             new.partner_id,
         );
         let delivered = Arc::new(AtomicBool::new(false));
+        // What the CSP answered, counted after the write: on SQLite `ask` runs on the one
+        // writer thread, which should do nothing a request thread can do instead.
+        let answered = Arc::new(OnceLock::new());
         let first_delay = self.transactions.reconcile_first_delay_ms;
-        let csp_label = new.csp_id.clone();
+        let (csp_label, kind) = (new.csp_id.clone(), request.kind.as_str());
         let asked = csp.clone();
         let (inbox_for_write, delivered_in_write) = (inbox.clone(), delivered.clone());
+        let answered_in_write = answered.clone();
         let ask: InlineCsp = Box::new(move || {
             let outcome = asked.charge_now(&request);
-            count_charge(csp_label, request.kind.as_str(), &outcome);
+            let _ = answered_in_write.set(outcome_label(&outcome));
             match outcome {
                 ChargeOutcome::Success { csp_reference } => {
                     let receipt_sent = inbox_for_write
@@ -342,7 +350,13 @@ impl Hub {
         });
         let outcome = self.store.begin_inline(new, ask, receipt).await;
         // The CSP has been asked by now, if it ever will be.
+        if let Some(label) = answered.get() {
+            count_charge(csp_label, kind, label);
+        }
         let sent = inbox.filter(|_| delivered.load(Ordering::Relaxed));
+        if sent.is_some() {
+            count_inbox_delivery();
+        }
         match outcome {
             Ok(ChargedInline::Written(record)) => {
                 if let (TxStatus::Success, None, Some(message)) = (record.status, &sent, handed) {
@@ -634,7 +648,11 @@ impl Hub {
         let outcome = tokio::time::timeout(budget, entry.connector.charge(request, ctx))
             .await
             .unwrap_or(ChargeOutcome::Unknown);
-        count_charge(csp_id.to_owned(), request.kind.as_str(), &outcome);
+        count_charge(
+            csp_id.to_owned(),
+            request.kind.as_str(),
+            outcome_label(&outcome),
+        );
         outcome
     }
 

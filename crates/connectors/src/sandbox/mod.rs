@@ -526,6 +526,21 @@ mod tests {
     }
 
     #[test]
+    fn an_inbox_keeps_the_newest_two_hundred_messages_of_a_recipient() {
+        let sandbox = SandboxState::new();
+        for i in 0..450 {
+            sandbox.notify(&message(number("000"), "NFLX", &i.to_string()));
+        }
+        let texts: Vec<String> = sandbox
+            .inbox(&number("000"), &partner("NFLX"))
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts.len(), 200);
+        assert_eq!((texts[0].as_str(), texts[199].as_str()), ("449", "250"));
+    }
+
+    #[test]
     fn inbox_is_per_partner_and_recipient_newest_first_and_idempotent() {
         let sandbox = SandboxState::new();
         let first = message(number("000"), "NFLX", "one");

@@ -1,12 +1,13 @@
 //! The simulated CSP's books: ledger, prepaid balances and inbox, behind one mutex, so the
 //! in-process connector and the csp-sim HTTP server can share one state.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use dcbhub_domain::{
     Customer, MinorUnits, Money, NotificationId, PartnerCode, Timestamp, TransactionId,
 };
+use foldhash::{HashMap, HashMapExt};
 use parking_lot::Mutex;
 
 use super::accounts::{
@@ -233,13 +234,19 @@ impl SandboxState {
             text: n.text.clone(),
             sent_at: Timestamp::now(),
         };
-        let messages = books.inbox.entry(message.to.clone()).or_default();
+        // Sized once, and the oldest dropped before the newest goes in: no regrowth.
+        let messages = books
+            .inbox
+            .entry(message.to.clone())
+            .or_insert_with(|| VecDeque::with_capacity(INBOX_CAPACITY_PER_RECIPIENT));
+        if messages.len() >= INBOX_CAPACITY_PER_RECIPIENT {
+            messages.pop_back();
+        }
         messages.push_front(Delivered {
             partner: n.partner.clone(),
             id: n.id.clone(),
             message,
         });
-        messages.truncate(INBOX_CAPACITY_PER_RECIPIENT);
         NotifyOutcome::Delivered
     }
 
@@ -414,8 +421,9 @@ impl Books {
 /// Deterministic: the same transaction always gets the same reference.
 fn csp_reference(id: &TransactionId) -> String {
     let raw = id.as_str();
-    format!(
-        "sbx-{}",
-        raw.strip_prefix(TransactionId::PREFIX).unwrap_or(raw)
-    )
+    let hex = raw.strip_prefix(TransactionId::PREFIX).unwrap_or(raw);
+    let mut reference = String::with_capacity(4 + hex.len());
+    reference.push_str("sbx-");
+    reference.push_str(hex);
+    reference
 }
