@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dcbhub_connectors::{
@@ -127,6 +126,14 @@ fn undo_booking(
     if let Some((sandbox, note)) = receipt {
         sandbox.forget_message(&note.id, &note.to);
     }
+}
+
+/// What an in-process CSP did inside the write that asked it.
+#[derive(Clone, Copy)]
+struct Asked {
+    outcome: &'static str,
+    /// The receipt went into the sandbox inbox and is stored as sent.
+    receipt_sent: bool,
 }
 
 fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
@@ -312,23 +319,20 @@ impl Hub {
             new.ext_transaction_id.clone(),
             new.partner_id,
         );
-        let delivered = Arc::new(AtomicBool::new(false));
-        // What the CSP answered, counted after the write: on SQLite `ask` runs on the one
-        // writer thread, which should do nothing a request thread can do instead.
-        let answered = Arc::new(OnceLock::new());
+        // What `ask` did, read once the write returns. On SQLite `ask` runs on the one writer
+        // thread, so what a request thread can do afterwards (counting) is left to it.
+        let report = Arc::new(OnceLock::new());
         let first_delay = self.transactions.reconcile_first_delay_ms;
         let (csp_label, kind) = (new.csp_id.clone(), request.kind.as_str());
-        let asked = csp.clone();
-        let (inbox_for_write, delivered_in_write) = (inbox.clone(), delivered.clone());
-        let answered_in_write = answered.clone();
+        let connector = csp.clone();
+        let (inbox_for_write, report_in_write) = (inbox.clone(), report.clone());
         let ask: InlineCsp = Box::new(move || {
-            let outcome = asked.charge_now(&request);
-            let _ = answered_in_write.set(outcome_label(&outcome));
-            match outcome {
+            let outcome = connector.charge_now(&request);
+            let label = outcome_label(&outcome);
+            let answer = match outcome {
                 ChargeOutcome::Success { csp_reference } => {
                     let receipt_sent = inbox_for_write
                         .is_some_and(|(sandbox, note)| deliver_to_inbox(&sandbox, &note));
-                    delivered_in_write.store(receipt_sent, Ordering::Relaxed);
                     InlineAnswer::Final {
                         settlement: Settlement::Success { csp_reference },
                         receipt_sent,
@@ -346,14 +350,20 @@ impl Hub {
                 ChargeOutcome::Unavailable { retry_after_secs } => {
                     InlineAnswer::Unavailable { retry_after_secs }
                 }
-            }
+            };
+            let _ = report_in_write.set(Asked {
+                outcome: label,
+                receipt_sent: answer.receipt_sent(),
+            });
+            answer
         });
         let outcome = self.store.begin_inline(new, ask, receipt).await;
         // The CSP has been asked by now, if it ever will be.
-        if let Some(label) = answered.get() {
-            count_charge(csp_label, kind, label);
+        let asked = report.get().copied();
+        if let Some(asked) = asked {
+            count_charge(csp_label, kind, asked.outcome);
         }
-        let sent = inbox.filter(|_| delivered.load(Ordering::Relaxed));
+        let sent = inbox.filter(|_| asked.is_some_and(|a| a.receipt_sent));
         if sent.is_some() {
             count_inbox_delivery();
         }

@@ -421,9 +421,9 @@ impl Books {
 /// Deterministic: the same transaction always gets the same reference.
 fn csp_reference(id: &TransactionId) -> String {
     let raw = id.as_str();
-    let hex = raw.strip_prefix(TransactionId::PREFIX).unwrap_or(raw);
-    let mut reference = String::with_capacity(4 + hex.len());
-    reference.push_str("sbx-");
-    reference.push_str(hex);
-    reference
+    [
+        "sbx-",
+        raw.strip_prefix(TransactionId::PREFIX).unwrap_or(raw),
+    ]
+    .concat()
 }
