@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
-pub use state::AppState;
+pub use state::{AppState, Shared};
 
 /// The routes and their OpenAPI document, before state and layers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {

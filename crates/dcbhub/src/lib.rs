@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use dcbhub_api::AppState;
+use dcbhub_api::{AppState, Shared};
 use dcbhub_core::partners::NewPartnerRequest;
 use dcbhub_core::{Authenticator, Hub, PartnerService};
 use dcbhub_domain::{ApiKeyHash, ConsentPolicy, PartnerCode};
@@ -60,17 +60,14 @@ impl Application {
                 stop_rx,
             )),
         ];
-        let state = AppState {
+        let state = AppState::new(Shared {
             store: Arc::clone(&store),
             hub: Arc::clone(&hub),
             auth,
             partners,
-            admin_token: config
-                .admin_token
-                .as_deref()
-                .map(|t| Arc::new(ApiKeyHash::of(t))),
+            admin_token: config.admin_token.as_deref().map(ApiKeyHash::of),
             metrics: dcbhub_api::metrics::prometheus(),
-        };
+        });
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
