@@ -5,6 +5,7 @@ mod checkpoint;
 mod outbox;
 mod partners;
 mod pins;
+mod prepared;
 mod readers;
 mod settlement;
 mod transactions;
@@ -175,6 +176,18 @@ mod tests {
             rusqlite::params![id, status, account, amount, at],
         )
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_store_opened_without_migrations_opens_and_says_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("empty.db"), false)
+            .await
+            .unwrap();
+        assert!(
+            store.ready().await.is_err(),
+            "an empty database is not ready"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@ use dcbhub_domain::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
+use super::prepared::Hot;
+use super::writer::WriteConn;
 use crate::rules::retry_after;
 use crate::{
     DeliveryResult, EnqueueOutcome, NewNotification, NotificationRecord, NotificationStatus,
@@ -44,20 +46,19 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<NotificationRecord, StoreE
 
 /// Inserts a queued message inside the caller's write, so it commits with the request that
 /// causes it; `sent`: already delivered inside that write.
+pub(super) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
+         redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
+         partner_code)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?17, ?15, ?16, ?13, ?13, ?14)";
+
 pub(crate) fn insert_notification(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     n: &NewNotification,
     now: Timestamp,
     sent: bool,
 ) -> Result<(), StoreError> {
     let row = n.as_written(sent, now);
-    conn.prepare_cached(
-        "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
-             redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
-             partner_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?17, ?15, ?16, ?13, ?13, ?14)",
-    )?
-    .execute(params![
+    conn.prepared(Hot::InsertNotification)?.execute(params![
         n.id.as_str(),
         n.partner_id,
         n.recipient.as_str(),

@@ -1,9 +1,11 @@
 use async_trait::async_trait;
 use dcbhub_domain::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Statement, params};
 
 use super::SqliteStore;
 use super::outbox::insert_notification;
+use super::prepared::Hot;
+use super::writer::WriteConn;
 use crate::{
     BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, Receipt, Settled,
     Settlement, SpendingLimits, StoreError, TransactionQuery, TransactionRecord, TransactionStore,
@@ -74,51 +76,57 @@ fn by_id(conn: &Connection, id: &str) -> Result<Option<TransactionRecord>, Store
     .transpose()
 }
 
+pub(super) const TX_BY_EXT: &str = concat!(
+    "SELECT ",
+    tx_columns!(),
+    " FROM transactions t WHERE t.partner_id = ?1 AND t.ext_transaction_id = ?2"
+);
+
+/// Runs [`TX_BY_EXT`], prepared on a reader or kept on the writer.
 fn by_ext(
-    conn: &Connection,
+    stmt: &mut Statement<'_>,
     partner_id: i64,
     ext: &str,
 ) -> Result<Option<TransactionRecord>, StoreError> {
-    conn.prepare_cached(concat!(
-        "SELECT ",
-        tx_columns!(),
-        " FROM transactions t WHERE t.partner_id = ?1 AND t.ext_transaction_id = ?2"
-    ))?
-    .query_row(params![partner_id, ext], from_row)
-    .optional()?
-    .transpose()
+    stmt.query_row(params![partner_id, ext], from_row)
+        .optional()?
+        .transpose()
 }
 
 /// This account's successful and pending charges since the day's and the month's start, from
 /// the day totals of the month.
+pub(super) const SPENT: &str =
+    "SELECT COALESCE(SUM(CASE WHEN day_start >= ?3 THEN total END), 0), COALESCE(SUM(total), 0)
+     FROM spending_days WHERE account_key = ?1 AND currency = ?2 AND day_start >= ?4";
+
 fn spent(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     new: &NewTransaction,
     limits: &SpendingLimits,
 ) -> Result<(i64, i64), StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(CASE WHEN day_start >= ?3 THEN total END), 0), COALESCE(SUM(total), 0)
-             FROM spending_days WHERE account_key = ?1 AND currency = ?2 AND day_start >= ?4",
-        )?
-        .query_row(
-            params![
-                new.account_key,
-                new.currency,
-                limits.day_start.unix_millis(),
-                limits.month_start.unix_millis()
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+    Ok(conn.prepared(Hot::Spent)?.query_row(
+        params![
+            new.account_key,
+            new.currency,
+            limits.day_start.unix_millis(),
+            limits.month_start.unix_millis()
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }
 
+pub(super) const COUNT_SPENDING: &str =
+    "INSERT INTO spending_days (account_key, currency, day_start, total) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (account_key, currency, day_start) DO UPDATE SET total = total + excluded.total";
+
 /// Counts a charge in the total of the day it is written in.
-fn count_spending(conn: &Connection, r: &TransactionRecord, day: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO spending_days (account_key, currency, day_start, total) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (account_key, currency, day_start) DO UPDATE SET total = total + excluded.total",
-    )?
-    .execute(params![r.account_key, r.currency, day, r.amount_minor])?;
+fn count_spending(conn: &WriteConn<'_>, r: &TransactionRecord, day: i64) -> Result<(), StoreError> {
+    conn.prepared(Hot::CountSpending)?.execute(params![
+        r.account_key,
+        r.currency,
+        day,
+        r.amount_minor
+    ])?;
     Ok(())
 }
 
@@ -137,11 +145,16 @@ fn uncount_spending(conn: &Connection, id: &str) -> Result<(), StoreError> {
 /// refund, answers the original's `extTransactionID`. The single writer runs the whole write
 /// alone: every check holds until it commits.
 fn admit(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     new: &NewTransaction,
     now: Timestamp,
 ) -> Result<Result<Option<String>, BeginOutcome>, StoreError> {
-    if let Some(existing) = by_ext(conn, new.partner_id, &new.ext_transaction_id)? {
+    let existing = by_ext(
+        &mut *conn.prepared(Hot::TxByExt)?,
+        new.partner_id,
+        &new.ext_transaction_id,
+    )?;
+    if let Some(existing) = existing {
         return Ok(Err(BeginOutcome::Existing(existing)));
     }
     if let Some(limits) = &new.limits {
@@ -188,21 +201,20 @@ fn admit(
     Ok(Ok(original_ext))
 }
 
+pub(super) const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
+         customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
+         original_id, pin_id, processing_until, next_check_at, created_at, updated_at, csp_reference, failure_code,
+         spend_day)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22, ?23)";
+
 /// Inserts the row as `record` describes it (PENDING, or final for an in-process CSP), counted
 /// in the spending total of `spend_day` when given.
 fn insert(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     r: &TransactionRecord,
     spend_day: Option<i64>,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
-             customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
-             original_id, pin_id, processing_until, next_check_at, created_at, updated_at, csp_reference, failure_code,
-             spend_day)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22, ?23)",
-    )?
-    .execute(params![
+    conn.prepared(Hot::InsertTransaction)?.execute(params![
         r.id,
         r.partner_id,
         r.ext_transaction_id,
@@ -238,7 +250,7 @@ fn spend_day(new: &NewTransaction) -> Option<i64> {
     new.limits.as_ref().map(|l| l.day_start.unix_millis())
 }
 
-fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
+fn begin(conn: &WriteConn<'_>, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
     let now = Timestamp::now();
     let original_ext = match admit(conn, &new, now)? {
         Ok(original_ext) => original_ext,
@@ -251,7 +263,7 @@ fn begin(conn: &Connection, new: NewTransaction) -> Result<BeginOutcome, StoreEr
 }
 
 fn begin_inline(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     new: NewTransaction,
     csp: InlineCsp,
     receipt: &Receipt,
@@ -286,7 +298,7 @@ fn begin_inline(
 /// What a transaction's final state brings with it: a successful refund counts against its
 /// original; the receipt is queued.
 fn after_final(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     record: &TransactionRecord,
     receipt: &Receipt,
     receipt_sent: bool,
@@ -315,7 +327,7 @@ fn give_back_consent(conn: &Connection, pin: &str, now: Timestamp) -> Result<(),
 }
 
 fn settle(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     id: &str,
     settlement: &Settlement,
     receipt: &Receipt,
@@ -433,7 +445,8 @@ impl TransactionStore for SqliteStore {
         partner_id: i64,
         ext: &str,
     ) -> Result<Option<TransactionRecord>, StoreError> {
-        self.readers.read(|conn| by_ext(conn, partner_id, ext))
+        self.readers
+            .read(|conn| by_ext(&mut *conn.prepare_cached(TX_BY_EXT)?, partner_id, ext))
     }
 
     async fn lease_pending(
