@@ -15,7 +15,8 @@ use rusqlite::Connection;
 use super::BUSY_TIMEOUT;
 
 const INTERVAL: Duration = Duration::from_millis(250);
-/// A WAL smaller than this (in frames of 1 KiB pages) is left to grow.
+/// A WAL smaller than this many frames is left to grow (64 MiB with the 2 KiB pages of a new
+/// database).
 const RESTART_FRAMES: i64 = 32_768;
 /// A pass this short leaves the writer only a few frames to copy.
 const LEVEL: Duration = Duration::from_millis(5);

@@ -9,6 +9,7 @@ mod prepared;
 mod readers;
 mod settlement;
 mod transactions;
+mod wal_batch;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -64,7 +65,8 @@ fn wal_path(path: &Path) -> PathBuf {
 }
 
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
+    wal_batch::register()?;
+    let conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), wal_batch::NAME)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // NORMAL: the commit does not wait for the disk; the writer's syncer thread fsyncs the
