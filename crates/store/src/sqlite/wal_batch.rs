@@ -14,7 +14,9 @@
 //!
 //! A commit header that does not extend a run (a transaction's first write, or the checksum
 //! rewrite that re-writes headers in place after a read) is written at once. A failed write
-//! fails the SQLite call it happened in, so the commit fails as with a direct write.
+//! fails the SQLite call it happened in; since that call may be a read (of a frame spilled by
+//! a large transaction), the file then refuses reads and writes past the lost run until
+//! SQLite writes at or before it again, so the transaction cannot commit over the hole.
 //!
 //! Written by hand because no crate offers a pass-through VFS over rusqlite; it is the only
 //! unsafe code of the workspace, kept to this module. The tests write through it, then open a
@@ -48,6 +50,10 @@ struct WalFile {
     run_at: i64,
     /// The last write was a commit frame's header: the next write completes the commit.
     after_commit_header: bool,
+    /// A run that could not be written started here: past it the file lacks frames SQLite
+    /// was told were written, so reads and writes past it fail until SQLite writes at or
+    /// before it again (the next transaction after the rollback, or a restarted WAL).
+    lost_from: Option<i64>,
 }
 
 const OFFSET: usize = std::mem::size_of::<WalFile>().next_multiple_of(16);
@@ -119,6 +125,7 @@ unsafe extern "C" fn open(
                 run: Vec::new(),
                 run_at: 0,
                 after_commit_header: false,
+                lost_from: None,
             },
         );
         ffi::SQLITE_OK
@@ -146,6 +153,9 @@ impl WalFile {
 
     /// Writes the gathered run, if any, in pieces of at most `PIECE` bytes.
     fn flush(&mut self) -> c_int {
+        if self.run.is_empty() {
+            return ffi::SQLITE_OK;
+        }
         let mut rc = ffi::SQLITE_OK;
         let mut at = self.run_at;
         let run = std::mem::take(&mut self.run);
@@ -156,13 +166,27 @@ impl WalFile {
             }
             at += i64::try_from(piece.len()).unwrap_or(i64::MAX);
         }
+        if rc != ffi::SQLITE_OK {
+            self.lost_from = Some(self.lost_from.map_or(self.run_at, |l| l.min(self.run_at)));
+        }
         // The buffer is kept for the next run.
         self.run = run;
         self.run.clear();
         rc
     }
 
+    /// Whether `[at, at + len)` reaches into frames that could not be written.
+    fn reaches_lost(&self, at: i64, len: c_int) -> bool {
+        self.lost_from
+            .is_some_and(|lost| at + i64::from(len) > lost)
+    }
+
     fn write(&mut self, data: &[u8], at: i64) -> c_int {
+        match self.lost_from {
+            Some(lost) if at <= lost => self.lost_from = None,
+            Some(_) => return ffi::SQLITE_IOERR_WRITE,
+            None => {}
+        }
         let completes_commit = self.after_commit_header;
         let commit_header = data.len() == FRAME_HEADER && data[4..8] != [0; 4];
         self.after_commit_header = commit_header;
@@ -257,6 +281,10 @@ unsafe extern "C" fn read(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
+    // SAFETY: SQLite calls this only on files `open` set it on.
+    if unsafe { wal(file) }.reaches_lost(offset, amount) {
+        return ffi::SQLITE_IOERR_READ;
+    }
     flushed_then!(file, xRead, buf, amount, offset)
 }
 
@@ -460,6 +488,59 @@ mod tests {
             assert_eq!(ok, "ok", "round {round}");
             assert_eq!(rows(&conn), expected, "round {round}: the writer itself");
         }
+    }
+
+    unsafe extern "C" fn full(
+        _: *mut ffi::sqlite3_file,
+        _: *const c_void,
+        _: c_int,
+        _: ffi::sqlite3_int64,
+    ) -> c_int {
+        ffi::SQLITE_FULL
+    }
+
+    #[test]
+    fn frames_that_could_not_be_written_block_the_transaction_until_it_starts_over() {
+        // SAFETY: an all-None method table with a failing xWrite, on a file that lives for
+        // the test.
+        let methods = ffi::sqlite3_io_methods {
+            xWrite: Some(full),
+            ..unsafe { std::mem::zeroed() }
+        };
+        let mut inner = ffi::sqlite3_file { pMethods: &methods };
+        let mut w = WalFile {
+            base: ffi::sqlite3_file {
+                pMethods: ptr::null(),
+            },
+            inner: &mut inner,
+            run: Vec::new(),
+            run_at: 0,
+            after_commit_header: false,
+            lost_from: None,
+        };
+        let header = [0u8; FRAME_HEADER];
+        let page = [7u8; 2048];
+        assert_eq!(
+            w.write(&header, 32),
+            ffi::SQLITE_OK,
+            "gathered, not written"
+        );
+        assert_eq!(w.write(&page, 56), ffi::SQLITE_OK);
+        // A read (of a spilled frame) writes the run first, and the disk is full.
+        assert_eq!(w.flush(), ffi::SQLITE_FULL);
+        assert!(w.reaches_lost(56, 2048), "the lost frame cannot be read");
+        assert!(!w.reaches_lost(0, 32), "what lies before it can");
+        assert_eq!(
+            w.write(&header, 2104),
+            ffi::SQLITE_IOERR_WRITE,
+            "the transaction cannot go on past the hole"
+        );
+        assert_eq!(
+            w.write(&header, 32),
+            ffi::SQLITE_OK,
+            "after the rollback, frames are written from the same place again"
+        );
+        assert_eq!(w.lost_from, None);
     }
 
     #[test]
