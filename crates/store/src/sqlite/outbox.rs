@@ -44,13 +44,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<NotificationRecord, StoreE
     Ok(NotificationStatus::parse(&status).map(|status| NotificationRecord { status, ..record }))
 }
 
-/// Inserts a queued message inside the caller's write, so it commits with the request that
-/// causes it; `sent`: already delivered inside that write.
 pub(super) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, partner_id, recipient, recipient_kind, csp_id, channel, kind, text,
          redacted_text, subject, ext_transaction_id, locale, status, attempts, next_attempt_at, created_at, updated_at,
          partner_code)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?17, ?15, ?16, ?13, ?13, ?14)";
 
+/// Inserts a queued message inside the caller's write, so it commits with the request that
+/// causes it; `sent`: already delivered inside that write.
 pub(crate) fn insert_notification(
     conn: &WriteConn<'_>,
     n: &NewNotification,

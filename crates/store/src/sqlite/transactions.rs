@@ -93,12 +93,12 @@ fn by_ext(
         .transpose()
 }
 
-/// This account's successful and pending charges since the day's and the month's start, from
-/// the day totals of the month.
 pub(super) const SPENT: &str =
     "SELECT COALESCE(SUM(CASE WHEN day_start >= ?3 THEN total END), 0), COALESCE(SUM(total), 0)
      FROM spending_days WHERE account_key = ?1 AND currency = ?2 AND day_start >= ?4";
 
+/// This account's successful and pending charges since the day's and the month's start, from
+/// the day totals of the month.
 fn spent(
     conn: &WriteConn<'_>,
     new: &NewTransaction,
