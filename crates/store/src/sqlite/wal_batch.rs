@@ -18,6 +18,9 @@
 //! a large transaction), the file then refuses reads and writes past the lost run until
 //! SQLite writes at or before it again, so the transaction cannot commit over the hole.
 //!
+//! A crash leaves no more than a crash between SQLite's own writes would: frames without the
+//! commit frame after them are not replayed by recovery, whether written or still gathered.
+//!
 //! Written by hand because no crate offers a pass-through VFS over rusqlite; it is the only
 //! unsafe code of the workspace, kept to this module. The tests write through it, then open a
 //! copy of the files as a crash would leave them and find every committed row.
@@ -222,25 +225,6 @@ impl WalFile {
     }
 }
 
-/// Writes the run, then passes the call on to the default VFS's file.
-macro_rules! flushed_then {
-    ($file:ident, $method:ident $(, $arg:ident)*) => {{
-        // SAFETY: SQLite calls these methods only on files `open` set them on.
-        let w = unsafe { wal($file) };
-        let rc = w.flush();
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        // SAFETY: as above; the arguments are SQLite's own.
-        unsafe {
-            match methods(w.inner).$method {
-                Some(f) => f(w.inner $(, $arg)*),
-                None => ffi::SQLITE_IOERR,
-            }
-        }
-    }};
-}
-
 /// Passes the call on to the default VFS's file.
 macro_rules! passed_on {
     ($file:ident, $method:ident, $missing:expr $(, $arg:ident)*) => {{
@@ -256,22 +240,31 @@ macro_rules! passed_on {
     }};
 }
 
+/// Writes the run, then passes the call on to the default VFS's file.
+macro_rules! flushed_then {
+    ($file:ident, $method:ident $(, $arg:ident)*) => {{
+        // SAFETY: SQLite calls these methods only on files `open` set them on.
+        let rc = unsafe { wal($file) }.flush();
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        passed_on!($file, $method, ffi::SQLITE_IOERR $(, $arg)*)
+    }};
+}
+
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: SQLite calls this only on files `open` set it on.
+    let flushed = unsafe { wal(file) }.flush();
+    let closed = passed_on!(file, xClose, ffi::SQLITE_OK);
     // SAFETY: SQLite closes a file once; the WalFile is dropped here and never used again.
     unsafe {
-        let w = wal(file);
-        let flushed = w.flush();
-        let closed = match methods(w.inner).xClose {
-            Some(f) => f(w.inner),
-            None => ffi::SQLITE_OK,
-        };
         ptr::drop_in_place(file.cast::<WalFile>());
         (*file).pMethods = ptr::null();
-        if flushed == ffi::SQLITE_OK {
-            closed
-        } else {
-            flushed
-        }
+    }
+    if flushed == ffi::SQLITE_OK {
+        closed
+    } else {
+        flushed
     }
 }
 
@@ -418,17 +411,16 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::path::Path;
 
-    use rusqlite::{Connection, OpenFlags};
+    use rusqlite::Connection;
 
+    use super::super::wal_path;
     use super::*;
 
+    /// The writer's own connection (this VFS, its pragmas) over a table with a random index.
     fn open(path: &Path) -> Connection {
-        register().unwrap();
-        let conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), NAME).unwrap();
+        let conn = super::super::open_writer(path).unwrap();
         conn.execute_batch(
-            "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL);
+            "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL);
              CREATE INDEX t_v ON t (v);",
         )
         .unwrap();
@@ -437,13 +429,8 @@ mod tests {
 
     /// The database and its WAL as a crash right now would leave them.
     fn crash_image(from: &Path, to: &Path) -> Connection {
-        let wal = |p: &Path| {
-            let mut name = p.as_os_str().to_owned();
-            name.push("-wal");
-            std::path::PathBuf::from(name)
-        };
         std::fs::copy(from, to).unwrap();
-        std::fs::copy(wal(from), wal(to)).unwrap();
+        std::fs::copy(wal_path(from), wal_path(to)).unwrap();
         Connection::open(to).unwrap()
     }
 

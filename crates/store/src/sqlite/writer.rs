@@ -242,12 +242,9 @@ mod tests {
 
     fn writer(dir: &Path) -> Writer {
         let path = dir.join("w.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             CREATE TABLE t (v INTEGER NOT NULL);",
-        )
-        .unwrap();
+        let conn = super::super::open_writer(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL);")
+            .unwrap();
         Writer::start(conn, super::super::wal_path(&path), TopUp::default()).unwrap()
     }
 
