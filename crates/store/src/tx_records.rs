@@ -205,13 +205,14 @@ pub struct Settled {
     pub moved: bool,
 }
 
-/// What an in-process CSP (the sandbox) answered. It is asked inside the store's write of the
-/// transaction, after every check has passed, so that the row and the answer commit together:
-/// a crash keeps both or neither (the in-process CSP's books live in the same process).
+/// What an in-process CSP (the sandbox) answered. A charge asks it just before the store's
+/// write of the row (a refund inside that write, after its checks); the booking and the row
+/// stand or fall together: a crash loses both (the in-process CSP's books live in the same
+/// process), and a write that refuses or fails has the booking undone by the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InlineAnswer {
     /// The row is written in this final state, with the receipt for a success: already
-    /// delivered when `receipt_sent` (an in-process channel took it inside the write), queued
+    /// delivered when `receipt_sent` (an in-process channel took it with the answer), queued
     /// for the outbox otherwise.
     Final {
         settlement: Settlement,
@@ -223,7 +224,7 @@ pub enum InlineAnswer {
     Unavailable { retry_after_secs: u32 },
 }
 
-/// Asks the in-process CSP; the store calls it at most once, inside the write.
+/// Asks the in-process CSP; the store calls it at most once, just before or inside the write.
 pub type InlineCsp = Box<dyn FnOnce() -> InlineAnswer + Send>;
 
 /// What `begin_inline` did.
@@ -239,7 +240,7 @@ pub enum ChargedInline {
 }
 
 impl InlineAnswer {
-    /// The in-process channel delivered the receipt inside the write.
+    /// The in-process channel delivered the receipt with the answer.
     pub fn receipt_sent(&self) -> bool {
         matches!(
             self,

@@ -34,7 +34,8 @@ impl Default for SandboxConnector {
     }
 }
 
-/// The sandbox answers in memory: the core asks it inside the write of the transaction.
+/// The sandbox answers in memory: the store asks it just before (a refund: inside) the write
+/// of the transaction.
 #[derive(Debug)]
 struct SandboxInline(SandboxState);
 

@@ -2,10 +2,10 @@
 //! sandbox's ledger and its delivered notification ids. Hand-written: the LRU crates reorder
 //! on reads, and the sandbox needs insertion order (the ledger is listed oldest first).
 //!
-//! Both run inside the SQLite writer's transaction for every sandbox charge, so an insert is
-//! a push onto a ring and one hash insert into tables sized up front, with no node allocation
-//! and no rehash under load. Sizing up front costs a hub ~10 MiB of resident memory from the
-//! start; growing instead made the writer 1–3 µs slower per charge (docs/PERFORMANCE.md).
+//! Both are written for every sandbox charge, so an insert is a push onto a ring and one hash
+//! insert into tables sized up front, with no node allocation and no rehash under load.
+//! Sizing up front costs a hub ~10 MiB of resident memory from the start; growing instead
+//! made a charge 1–3 µs slower (docs/PERFORMANCE.md).
 
 use std::collections::VecDeque;
 use std::hash::Hash;

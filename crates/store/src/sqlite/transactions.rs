@@ -101,13 +101,13 @@ pub(super) const SPENT: &str =
 /// the day totals of the month.
 fn spent(
     conn: &WriteConn<'_>,
-    new: &NewTransaction,
+    r: &TransactionRecord,
     limits: &SpendingLimits,
 ) -> Result<(i64, i64), StoreError> {
     Ok(conn.prepared(Hot::Spent)?.query_row(
         params![
-            new.account_key,
-            new.currency,
+            r.account_key,
+            r.currency,
             limits.day_start.unix_millis(),
             limits.month_start.unix_millis()
         ],
@@ -141,23 +141,29 @@ fn uncount_spending(conn: &Connection, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The checks that hold with the insert, and the consent used up: `Err` is the refusal. For a
-/// refund, answers the original's `extTransactionID`. The single writer runs the whole write
-/// alone: every check holds until it commits.
-fn admit(
+/// The partner's transaction with this one's `extTransactionID`, if there is one.
+fn existing(
     conn: &WriteConn<'_>,
-    new: &NewTransaction,
-    now: Timestamp,
-) -> Result<Result<Option<String>, BeginOutcome>, StoreError> {
-    let existing = by_ext(
+    new: &TransactionRecord,
+) -> Result<Option<TransactionRecord>, StoreError> {
+    by_ext(
         &mut *conn.prepared(Hot::TxByExt)?,
         new.partner_id,
         &new.ext_transaction_id,
-    )?;
-    if let Some(existing) = existing {
-        return Ok(Err(BeginOutcome::Existing(existing)));
-    }
-    if let Some(limits) = &new.limits {
+    )
+}
+
+/// The checks that hold with the insert, and the consent used up: `Err` is the refusal. For a
+/// refund, answers the original's `extTransactionID`. The single writer runs the whole write
+/// alone: every check holds until it commits. The row of `new` may be in already: it does not
+/// count against itself.
+fn check(
+    conn: &WriteConn<'_>,
+    new: &TransactionRecord,
+    limits: Option<&SpendingLimits>,
+    now: Timestamp,
+) -> Result<Result<Option<String>, BeginOutcome>, StoreError> {
+    if let Some(limits) = limits {
         let over = new.amount_minor > limits.per_transaction || {
             let (day, month) = spent(conn, new, limits)?;
             day.saturating_add(new.amount_minor) > limits.per_day
@@ -180,14 +186,14 @@ fn admit(
         let refunding: i64 = conn
             .prepare_cached(
                 "SELECT COALESCE(SUM(amount_minor), 0) FROM transactions
-                 WHERE original_id = ?1 AND status <> 'FAILED'",
+                 WHERE original_id = ?1 AND status <> 'FAILED' AND id <> ?2",
             )?
-            .query_row([original], |r| r.get(0))?;
+            .query_row([original, &new.id], |r| r.get(0))?;
         if status != "SUCCESS" || refunding + new.amount_minor > amount {
             return Ok(Err(BeginOutcome::RefundExceedsOriginal));
         }
     }
-    if let Some(pin_id) = &new.consume_pin {
+    if let Some(pin_id) = &new.pin_id {
         let used = conn
             .prepare_cached(
                 "UPDATE pin_challenges SET status = 'CONSUMED', updated_at = ?1
@@ -201,20 +207,54 @@ fn admit(
     Ok(Ok(original_ext))
 }
 
+/// Writes a new transaction as `record` describes it (PENDING, or final for an in-process
+/// CSP): the row first, whose idempotency key finds a repeat in the same step, then the
+/// checks (a refusal takes the row out again), then its count in the spending total of
+/// `spend_day`. Answers the original's `extTransactionID` of a refund.
+fn insert_checked(
+    conn: &WriteConn<'_>,
+    record: &TransactionRecord,
+    limits: Option<&SpendingLimits>,
+    spend_day: Option<i64>,
+) -> Result<Result<Option<String>, BeginOutcome>, StoreError> {
+    if !insert(conn, record, spend_day)? {
+        let existing = existing(conn, record)?.ok_or_else(|| {
+            StoreError::Backend("an idempotency key was taken by no transaction".into())
+        })?;
+        return Ok(Err(BeginOutcome::Existing(existing)));
+    }
+    match check(conn, record, limits, record.created_at)? {
+        Ok(original_ext) => {
+            if let Some(day) = spend_day {
+                count_spending(conn, record, day)?;
+            }
+            Ok(Ok(original_ext))
+        }
+        Err(refused) => {
+            conn.prepare_cached("DELETE FROM transactions WHERE id = ?1")?
+                .execute([&record.id])?;
+            Ok(Err(refused))
+        }
+    }
+}
+
+/// `ON CONFLICT … DO NOTHING`: a repeat is found by the insert's own uniqueness check instead
+/// of a lookup before it.
 pub(super) const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, partner_id, ext_transaction_id, fingerprint, type, status, customer,
          customer_kind, csp_id, account_key, amount_minor, currency, description, product_code, tax_included,
          original_id, pin_id, processing_until, next_check_at, created_at, updated_at, csp_reference, failure_code,
          spend_day)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22, ?23)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22, ?23)
+     ON CONFLICT (partner_id, ext_transaction_id) DO NOTHING";
 
-/// Inserts the row as `record` describes it (PENDING, or final for an in-process CSP), counted
-/// in the spending total of `spend_day` when given.
+/// Inserts the row as `record` describes it; `false` when the partner has a transaction with
+/// its `extTransactionID` already.
 fn insert(
     conn: &WriteConn<'_>,
     r: &TransactionRecord,
     spend_day: Option<i64>,
-) -> Result<(), StoreError> {
-    conn.prepared(Hot::InsertTransaction)?.execute(params![
+) -> Result<bool, StoreError> {
+    let inserted = conn.prepared(Hot::InsertTransaction)?.execute(params![
         r.id,
         r.partner_id,
         r.ext_transaction_id,
@@ -239,29 +279,27 @@ fn insert(
         r.failure_code,
         spend_day
     ])?;
-    if let Some(day) = spend_day {
-        count_spending(conn, r, day)?;
-    }
-    Ok(())
+    Ok(inserted == 1)
 }
 
 /// The day a new charge counts in: charges written with spending windows count.
-fn spend_day(new: &NewTransaction) -> Option<i64> {
-    new.limits.as_ref().map(|l| l.day_start.unix_millis())
+fn spend_day(limits: Option<&SpendingLimits>) -> Option<i64> {
+    limits.map(|l| l.day_start.unix_millis())
 }
 
-fn begin(conn: &WriteConn<'_>, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
-    let now = Timestamp::now();
-    let original_ext = match admit(conn, &new, now)? {
-        Ok(original_ext) => original_ext,
-        Err(refused) => return Ok(refused),
-    };
-    let day = spend_day(&new);
-    let record = new.into_record(now, original_ext);
-    insert(conn, &record, day)?;
-    Ok(BeginOutcome::Created(record))
+/// The `PENDING` row and its checks; answers the original's `extTransactionID` of a refund.
+/// `record` is the row as the caller built it, so that a repeated run writes the same.
+fn begin(
+    conn: &WriteConn<'_>,
+    record: &TransactionRecord,
+    limits: Option<&SpendingLimits>,
+) -> Result<Result<Option<String>, BeginOutcome>, StoreError> {
+    insert_checked(conn, record, limits, spend_day(limits))
 }
 
+/// A refund at a CSP that answers in process: the CSP is asked inside the write, after the
+/// checks, so that the refundable amount it was checked against holds until its answer is
+/// stored. It runs once (its group with savepoints).
 fn begin_inline(
     conn: &WriteConn<'_>,
     new: NewTransaction,
@@ -269,13 +307,17 @@ fn begin_inline(
     receipt: &Receipt,
 ) -> Result<ChargedInline, StoreError> {
     let now = Timestamp::now();
-    let original_ext = match admit(conn, &new, now)? {
+    let limits = new.limits;
+    let pending = new.clone().into_record(now, None);
+    if let Some(existing) = existing(conn, &pending)? {
+        return Ok(ChargedInline::NotBegun(BeginOutcome::Existing(existing)));
+    }
+    let original_ext = match check(conn, &pending, limits.as_ref(), now)? {
         Ok(original_ext) => original_ext,
         Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
     };
     let answer = csp();
     let pin = new.consume_pin.clone();
-    let day = spend_day(&new);
     let Some(record) = new.into_answered(&answer, now, original_ext) else {
         if let Some(pin) = pin {
             give_back_consent(conn, &pin, now)?;
@@ -285,14 +327,45 @@ fn begin_inline(
         };
         return Ok(ChargedInline::Unavailable { retry_after_secs });
     };
-    // A decline never counts against the limits.
-    let day = day.filter(|_| record.status != TxStatus::Failed);
-    insert(conn, &record, day)?;
-    // Only a success has anything to follow it: no receipt for a decline.
-    if record.status == TxStatus::Success {
-        after_final(conn, &record, receipt, answer.receipt_sent(), now)?;
+    // Refunds count in no spending total.
+    if !insert(conn, &record, None)? {
+        return Err(StoreError::Backend(
+            "a checked refund's key was taken".into(),
+        ));
     }
+    after_final_of_answer(conn, &record, receipt, answer.receipt_sent())?;
     Ok(ChargedInline::Written(record))
+}
+
+/// A charge the CSP has already answered, as the caller built its row: the row and its
+/// checks. A refusal comes back for the caller to undo what the CSP booked.
+fn write_answered(
+    conn: &WriteConn<'_>,
+    record: &TransactionRecord,
+    limits: Option<&SpendingLimits>,
+    receipt: &Receipt,
+    receipt_sent: bool,
+) -> Result<Result<(), BeginOutcome>, StoreError> {
+    // A decline never counts against the limits.
+    let day = spend_day(limits).filter(|_| record.status != TxStatus::Failed);
+    if let Err(refused) = insert_checked(conn, record, limits, day)? {
+        return Ok(Err(refused));
+    }
+    after_final_of_answer(conn, record, receipt, receipt_sent)?;
+    Ok(Ok(()))
+}
+
+/// Only a success has anything to follow it: no receipt for a decline.
+fn after_final_of_answer(
+    conn: &WriteConn<'_>,
+    record: &TransactionRecord,
+    receipt: &Receipt,
+    receipt_sent: bool,
+) -> Result<(), StoreError> {
+    if record.status == TxStatus::Success {
+        after_final(conn, record, receipt, receipt_sent, record.created_at)?;
+    }
+    Ok(())
 }
 
 /// What a transaction's final state brings with it: a successful refund counts against its
@@ -359,7 +432,20 @@ fn settle(
 #[async_trait]
 impl TransactionStore for SqliteStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
-        self.writer.write(move |conn| begin(conn, new)).await
+        let limits = new.limits;
+        let record = new.into_record(Timestamp::now(), None);
+        let written = record.clone();
+        let begun = self
+            .writer
+            .write(move |conn| begin(conn, &written, limits.as_ref()))
+            .await?;
+        Ok(match begun {
+            Ok(original_ext) => BeginOutcome::Created(TransactionRecord {
+                original_ext_transaction_id: original_ext,
+                ..record
+            }),
+            Err(refused) => refused,
+        })
     }
 
     async fn begin_inline(
@@ -368,9 +454,36 @@ impl TransactionStore for SqliteStore {
         csp: InlineCsp,
         receipt: Receipt,
     ) -> Result<ChargedInline, StoreError> {
-        self.writer
-            .write(move |conn| begin_inline(conn, new, csp, &receipt))
-            .await
+        if new.original_id.is_some() {
+            return self
+                .writer
+                .write_once(move |conn| begin_inline(conn, new, csp, &receipt))
+                .await;
+        }
+        // A charge asks the CSP first, on the caller's thread, as on PostgreSQL: the single
+        // writer is left the checks and the row (the CSP's books were a tenth of its time per
+        // charge). The caller undoes the booking when the write refuses or fails.
+        let answer = csp();
+        let limits = new.limits;
+        let Some(record) = new.into_answered(&answer, Timestamp::now(), None) else {
+            let InlineAnswer::Unavailable { retry_after_secs } = answer else {
+                return Err(StoreError::Backend("an answered charge made no row".into()));
+            };
+            return Ok(ChargedInline::Unavailable { retry_after_secs });
+        };
+        // The row is built here, off the writer, and bound from the writer's copy.
+        let written = record.clone();
+        let receipt_sent = answer.receipt_sent();
+        let admitted = self
+            .writer
+            .write(move |conn| {
+                write_answered(conn, &written, limits.as_ref(), &receipt, receipt_sent)
+            })
+            .await?;
+        Ok(match admitted {
+            Ok(()) => ChargedInline::Written(record),
+            Err(refused) => ChargedInline::NotBegun(refused),
+        })
     }
 
     async fn settle_transaction(

@@ -1,7 +1,15 @@
 //! The single SQLite writer. Every write of the process runs on one dedicated thread that
-//! owns the only writing connection. It takes whatever writes are waiting, runs each inside
-//! its own savepoint of one transaction and commits once. A failed write rolls back its
-//! savepoint alone.
+//! owns the only writing connection. It takes whatever writes are waiting, runs them in one
+//! transaction and commits once.
+//!
+//! A write that fails must leave nothing, and the others of its group must still commit.
+//! Savepoints around each write would give that, at a price paid by every write (SQLite
+//! copies each page a write touches into the savepoint's journal first). Writes fail rarely
+//! (a refusal is a successful write that answers "no"), so a group runs without them: when a
+//! write fails, the whole transaction is rolled back and the group runs again with a
+//! savepoint around each write. Writes are therefore closures that may run twice
+//! ([`Writer::write`]); the few that cannot ([`Writer::write_once`], e.g. one that asks an
+//! in-process CSP) make their group use savepoints from the start.
 //!
 //! The commit does not wait for the disk (`synchronous = NORMAL`): a second thread, the
 //! syncer, `fdatasync`s the WAL and only then answers the group's callers, while the writer
@@ -28,11 +36,6 @@ use tokio::sync::oneshot;
 use super::checkpoint::TopUp;
 use super::prepared::{Hot, Prepared};
 use crate::StoreError;
-
-/// Called after the group's commit with the commit's result.
-type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// Runs inside a savepoint; says whether it succeeded and how to answer its caller.
-type Job = Box<dyn FnOnce(&WriteConn<'_>) -> (bool, Completion) + Send>;
 
 /// What a write runs on: the writer's connection and its hot statements, kept prepared.
 pub struct WriteConn<'c> {
@@ -63,23 +66,84 @@ impl Deref for WriteConn<'_> {
 /// Most writes one commit takes; bounds the latency of the first write of a large group.
 const MAX_GROUP: usize = 512;
 
+/// One caller's write, queued for the writer and answered by the syncer.
+trait Write: Send {
+    /// Runs the write inside the group's transaction (again, after a rollback of its group);
+    /// `false` when it failed or panicked.
+    fn run(&mut self, conn: &WriteConn<'_>) -> bool;
+    /// Whether it may run a second time ([`Writer::write`]).
+    fn repeatable(&self) -> bool;
+    /// A write that panicked is not run again.
+    fn panicked(&self) -> bool;
+    /// Answers the caller with the write's result, or the commit's error.
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct Call<T, F> {
+    work: F,
+    repeatable: bool,
+    result: Option<Result<T, StoreError>>,
+    panicked: bool,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Write for Call<T, F>
+where
+    T: Send,
+    F: FnMut(&WriteConn<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &WriteConn<'_>) -> bool {
+        // A panicking write is a bug, but it must not take the only writer down with it.
+        match panic::catch_unwind(AssertUnwindSafe(|| (self.work)(conn))) {
+            Ok(result) => {
+                let ok = result.is_ok();
+                self.result = Some(result);
+                ok
+            }
+            Err(_) => {
+                self.panicked = true;
+                self.result = Some(Err(StoreError::Backend("a write panicked".into())));
+                false
+            }
+        }
+    }
+
+    fn repeatable(&self) -> bool {
+        self.repeatable
+    }
+
+    fn panicked(&self) -> bool {
+        self.panicked
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>) {
+        let result = match self.result {
+            Some(result) => commit.and(result),
+            None => commit.and(Err(StoreError::Backend("the write did not run".into()))),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+type Queued = Box<dyn Write>;
+
 /// A committed group on its way to the disk, with whom to answer once it is there.
 struct Committed {
     /// The commit's own result (an error needs no fsync).
     outcome: Result<(), String>,
-    completions: Vec<Completion>,
+    writes: Vec<Queued>,
 }
 
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
 }
 
 impl Writer {
     /// Starts the writer over `conn` (opened with `synchronous = NORMAL`) and the syncer of
     /// its WAL file `wal`.
     pub fn start(conn: Connection, wal: PathBuf, top_up: TopUp) -> Result<Self, StoreError> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Queued>();
         let (committed, to_sync) = mpsc::channel::<Committed>();
         let spawn_error = |e: std::io::Error| {
             StoreError::Backend(format!("cannot start the writer threads: {e}"))
@@ -95,32 +159,58 @@ impl Writer {
         Ok(Self { jobs })
     }
 
-    /// Runs `work` in the next group and answers once the group is durable.
+    /// Runs `work` in the next group and answers once the group is durable. `work` may run
+    /// twice: when another write of its group fails, the group is rolled back and run again.
+    /// Its effects outside the database must be none (or harmless to repeat); use
+    /// [`Self::write_once`] otherwise.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&WriteConn<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.queue(work, true).await
+    }
+
+    /// Like [`Self::write`] for a write that must run only once; its group runs with a
+    /// savepoint around each write from the start.
+    pub async fn write_once<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&WriteConn<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = work(conn);
-            let ok = result.is_ok();
-            let completion: Completion = Box::new(move |commit| {
-                let _ = tx.send(commit.and(result));
-            });
-            (ok, completion)
-        });
+        let mut work = Some(work);
+        let once = move |conn: &WriteConn<'_>| match work.take() {
+            Some(work) => work(conn),
+            None => Err(StoreError::Backend("a write ran twice".into())),
+        };
+        self.queue(once, false).await
+    }
+
+    async fn queue<T, F>(&self, work: F, repeatable: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&WriteConn<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let call = Call {
+            work,
+            repeatable,
+            result: None,
+            panicked: false,
+            reply,
+        };
         self.jobs
-            .send(job)
+            .send(Box::new(call))
             .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
-        rx.await
+        answer
+            .await
             .map_err(|_| StoreError::Backend("the writer thread dropped a write".into()))?
     }
 }
 
 fn run(
     conn: Connection,
-    queue: mpsc::Receiver<Job>,
+    queue: mpsc::Receiver<Queued>,
     committed: mpsc::Sender<Committed>,
     top_up: TopUp,
 ) {
@@ -128,25 +218,22 @@ fn run(
         conn: &conn,
         prepared: Prepared::new(&conn),
     };
-    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = queue.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
+        let mut writes = Vec::with_capacity(MAX_GROUP);
+        writes.push(first);
+        while writes.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(write) => writes.push(write),
                 Err(_) => break,
             }
         }
-        let mut completions = Vec::with_capacity(group.len());
-        let outcome = commit_group(&conn, &mut group, &mut completions);
-        // Jobs a failure left unrun are dropped here; their callers get an error.
-        group.clear();
+        let outcome = commit_group(&conn, &mut writes);
         if let Err(e) = &outcome {
-            tracing::error!(error = %e, writes = completions.len(), "sqlite group commit failed");
+            tracing::error!(error = %e, writes = writes.len(), "sqlite group commit failed");
         }
         let done = Committed {
             outcome: outcome.map_err(|e| e.to_string()),
-            completions,
+            writes,
         };
         if let Err(mpsc::SendError(lost)) = committed.send(done) {
             answer(lost, Err("the syncer thread has stopped".into()));
@@ -195,42 +282,51 @@ fn sync(wal: &Path, file: &mut Option<File>) -> Result<(), String> {
 }
 
 fn answer(group: Committed, result: Result<(), String>) {
-    for completion in group.completions {
-        completion(result.clone().map_err(StoreError::Backend));
+    for write in group.writes {
+        write.answer(result.clone().map_err(StoreError::Backend));
     }
 }
 
-fn commit_group(
-    conn: &WriteConn<'_>,
-    group: &mut Vec<Job>,
-    completions: &mut Vec<Completion>,
-) -> Result<(), StoreError> {
-    // Kept prepared like every statement here: `execute_batch` would parse them at every group.
+/// Runs the group in one transaction and commits it: without savepoints when every write
+/// may run twice, and again with one around each write when one of them failed.
+fn commit_group(conn: &WriteConn<'_>, writes: &mut [Queued]) -> Result<(), StoreError> {
+    if writes.iter().all(|w| w.repeatable()) {
+        conn.run(Hot::Begin)?;
+        if writes.iter_mut().all(|w| w.run(conn)) {
+            return commit(conn);
+        }
+        rollback(conn);
+    }
     conn.run(Hot::Begin)?;
-    let result = run_jobs(conn, group, completions).and_then(|()| conn.run(Hot::Commit));
+    let result = run_each_in_savepoint(conn, writes);
     if result.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        rollback(conn);
+        return result;
+    }
+    commit(conn)
+}
+
+fn commit(conn: &WriteConn<'_>) -> Result<(), StoreError> {
+    let result = conn.run(Hot::Commit);
+    if result.is_err() {
+        rollback(conn);
     }
     result
 }
 
-fn run_jobs(
-    conn: &WriteConn<'_>,
-    group: &mut Vec<Job>,
-    completions: &mut Vec<Completion>,
-) -> Result<(), StoreError> {
-    for job in group.drain(..) {
+/// Rare enough to be parsed at each use.
+fn rollback(conn: &WriteConn<'_>) {
+    let _ = conn.execute_batch("ROLLBACK");
+}
+
+/// Each write in a savepoint of its own: a failed one is rolled back alone.
+fn run_each_in_savepoint(conn: &WriteConn<'_>, writes: &mut [Queued]) -> Result<(), StoreError> {
+    for write in writes.iter_mut().filter(|w| !w.panicked()) {
         conn.run(Hot::Savepoint)?;
-        // A panicking job is a bug, but it must not take the only writer down with it.
-        let ran = panic::catch_unwind(AssertUnwindSafe(|| job(conn)));
-        let ok = matches!(ran, Ok((true, _)));
-        if !ok {
+        if !write.run(conn) {
             conn.run(Hot::RollbackTo)?;
         }
         conn.run(Hot::Release)?;
-        if let Ok((_, completion)) = ran {
-            completions.push(completion);
-        }
     }
     Ok(())
 }
@@ -284,5 +380,105 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, [1, 4].repeat(20));
+    }
+
+    /// Holds the writer inside a write until the returned sender is dropped, so that the
+    /// writes queued meanwhile make one group.
+    fn hold(w: &Writer) -> (mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, held) = mpsc::channel::<()>();
+        let held = std::sync::Mutex::new(held);
+        let w = w.clone();
+        let task = tokio::spawn(async move {
+            w.write(move |_| {
+                let _ = held.lock().unwrap().recv();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        });
+        (release, task)
+    }
+
+    fn counted_insert(
+        runs: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        v: i64,
+    ) -> impl FnMut(&WriteConn<'_>) -> Result<(), StoreError> + Send + 'static {
+        let runs = runs.clone();
+        move |c| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            insert(c, v)
+        }
+    }
+
+    async fn values(w: &Writer) -> Vec<i64> {
+        w.write(|c| {
+            let mut stmt = c.prepare("SELECT v FROM t ORDER BY rowid")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_with_a_failing_write_runs_again_and_commits_the_others_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (release, held) = hold(&w);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (queued, before, after) = (
+            w.clone(),
+            counted_insert(&runs, 1),
+            counted_insert(&runs, 3),
+        );
+        let answers = tokio::spawn(async move {
+            tokio::join!(
+                queued.write(before),
+                queued.write(|c| {
+                    insert(c, 2)?;
+                    Err::<(), _>(StoreError::NotFound)
+                }),
+                queued.write(after),
+            )
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(release);
+        held.await.unwrap();
+        let (before, failing, after) = answers.await.unwrap();
+        assert!(before.is_ok() && after.is_ok());
+        assert!(matches!(failing, Err(StoreError::NotFound)));
+        // The first ran, the group was rolled back at the failure and ran again with
+        // savepoints: three runs of the two good writes, each written once.
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(values(&w).await, [1, 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_must_run_once_runs_once_beside_a_failing_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (release, held) = hold(&w);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (queued, mut once) = (w.clone(), counted_insert(&runs, 1));
+        let answers = tokio::spawn(async move {
+            tokio::join!(
+                queued.write_once(move |c| once(c)),
+                queued.write(|c| {
+                    insert(c, 2)?;
+                    Err::<(), _>(StoreError::NotFound)
+                }),
+                queued.write(|c| insert(c, 3)),
+            )
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(release);
+        held.await.unwrap();
+        let (once, failing, plain) = answers.await.unwrap();
+        assert!(once.is_ok() && plain.is_ok());
+        assert!(failing.is_err());
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(values(&w).await, [1, 3]);
     }
 }
