@@ -231,6 +231,14 @@ async fn health_ready_metrics(app: TestApp) {
     assert_eq!((status, body), (200, json!({"status": "ok"})));
     let (status, _) = json(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 200);
+    // A sandbox charge and its receipt are counted (the handles are kept between calls).
+    let key = app.partner("MTRC", ConsentPolicy::None).await;
+    for ext in ["m-1", "m-2"] {
+        let body = json!({"extTransactionID": ext, "msisdn": "+447700900000", "amount": "0.99",
+            "currency": "GBP", "description": "Metrics"});
+        let (status, _) = json(app.post("/transaction", &key, &body).send().await.unwrap()).await;
+        assert_eq!(status, 201);
+    }
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -243,6 +251,21 @@ async fn health_ready_metrics(app: TestApp) {
     assert!(text.contains("dcbhub_http_requests_total"), "{text}");
     assert!(
         text.contains("dcbhub_http_request_duration_seconds"),
+        "{text}"
+    );
+    // Other tests of this process charge too: the counters only grow.
+    let counted = |series: &str| {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        counted(r#"dcbhub_charges_total{csp="sandbox",kind="CHARGE",outcome="success"}"#) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        counted(r#"dcbhub_notification_deliveries_total{channel="sandbox",outcome="sent"}"#) >= 2.0,
         "{text}"
     );
 }
