@@ -321,11 +321,7 @@ impl Hub {
             CommandKind::Charge => self.receipt_of(partner, &new.csp_id, cmd),
             CommandKind::Refund { .. } => None,
         };
-        let handed = receipt
-            .as_ref()
-            .filter(|n| n.leased_until.is_some())
-            .map(|n| n.to_record(Timestamp::now()));
-        // A receipt for the sandbox inbox is delivered inside the same write too.
+        // A receipt for the sandbox inbox is delivered with the CSP's answer.
         let inbox = self.sandbox.clone().and_then(|sandbox| {
             let n = receipt
                 .as_ref()
@@ -338,6 +334,12 @@ impl Hub {
             };
             Some((sandbox, note))
         });
+        // Any other receipt is handed to this instance's outbox worker once written. (The
+        // inbox refuses only an unknown number, which no successful charge has.)
+        let handed = receipt
+            .as_ref()
+            .filter(|n| inbox.is_none() && n.leased_until.is_some())
+            .map(|n| n.to_record(Timestamp::now()));
         let (id, ext, partner_id) = (
             request.transaction_id.clone(),
             new.ext_transaction_id.clone(),

@@ -1,5 +1,7 @@
 //! The table of API.md §9: which sandbox number behaves how.
 
+use std::sync::OnceLock;
+
 use dcbhub_domain::{Currency, Customer, MinorUnits};
 
 use crate::{AccountOutcome, AccountType, DeclineReason};
@@ -15,9 +17,10 @@ pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
 
 /// Every sandbox account bills in GBP.
 pub fn sandbox_currency() -> Currency {
+    static GBP: OnceLock<Currency> = OnceLock::new();
     // A constant, known-good input (the sandbox tests build it on every run).
     #[allow(clippy::expect_used)]
-    Currency::parse("GBP").expect("GBP is an active ISO 4217 code")
+    *GBP.get_or_init(|| Currency::parse("GBP").expect("GBP is an active ISO 4217 code"))
 }
 
 /// One row of the sandbox table.
@@ -35,16 +38,16 @@ pub(crate) enum Row {
 }
 
 /// A number of the sandbox range (whatever its row, `NotFound` included).
-#[derive(Clone, Debug)]
-pub(crate) struct Account {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Account<'a> {
     /// The MSISDN digits, which are also the account reference.
-    pub digits: String,
+    pub digits: &'a str,
     pub row: Row,
 }
 
-impl Account {
+impl<'a> Account<'a> {
     /// Finds the sandbox number a customer names: the number itself, or its email alias.
-    pub fn find(customer: &Customer) -> Option<Self> {
+    pub fn find(customer: &'a Customer) -> Option<Self> {
         let digits = match customer {
             Customer::Msisdn(m) => m.digits(),
             Customer::Email(e) if e.domain() == SANDBOX_EMAIL_DOMAIN => e.local_part(),
@@ -65,10 +68,7 @@ impl Account {
             "008" => Row::RefusesCharges,
             _ => Row::Postpaid,
         };
-        Some(Self {
-            digits: digits.to_owned(),
-            row,
-        })
+        Some(Self { digits, row })
     }
 
     /// Why this account cannot be charged at all; `None` when it is active.
@@ -90,7 +90,7 @@ impl Account {
         let active = |account_type| AccountOutcome::Active {
             account_type,
             currency: sandbox_currency(),
-            account_ref: self.digits.clone(),
+            account_ref: self.digits.to_owned(),
         };
         match self.row {
             Row::Prepaid => active(AccountType::Prepaid),

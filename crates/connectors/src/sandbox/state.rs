@@ -181,14 +181,14 @@ impl SandboxState {
             };
         }
         if let Some(reason) = account.refusal() {
-            return books.book(req, &account.digits, Err(reason), false);
+            return books.book(req, account.digits, Err(reason), false);
         }
         let result = match &req.kind {
             ChargeKind::Charge => books.debit(&account, req.money),
             ChargeKind::Refund { original } => books.credit(&account, original, req.money),
         };
         let answer_late = account.row == Row::AnswersLate && req.kind == ChargeKind::Charge;
-        books.book(req, &account.digits, result, answer_late)
+        books.book(req, account.digits, result, answer_late)
     }
 
     /// Undoes a booking the hub did not store (its write failed): the entry leaves the
@@ -301,7 +301,7 @@ impl SandboxState {
         Some(
             books
                 .balances
-                .get(&account.digits)
+                .get(account.digits)
                 .copied()
                 .unwrap_or(PREPAID_OPENING_BALANCE),
         )
@@ -309,14 +309,14 @@ impl SandboxState {
 }
 
 impl Books {
-    fn debit(&mut self, account: &Account, money: Money) -> Result<(), DeclineReason> {
+    fn debit(&mut self, account: &Account<'_>, money: Money) -> Result<(), DeclineReason> {
         if account.row == Row::DeclinesEveryCharge || money.currency() != sandbox_currency() {
             return Err(DeclineReason::Declined);
         }
         if account.row == Row::Prepaid {
             let balance = self
                 .balances
-                .entry(account.digits.clone())
+                .entry(account.digits.to_owned())
                 .or_insert(PREPAID_OPENING_BALANCE);
             let left = balance
                 .checked_sub(money.amount())
@@ -331,7 +331,7 @@ impl Books {
     /// refunds of it together never exceed what was charged.
     fn credit(
         &mut self,
-        account: &Account,
+        account: &Account<'_>,
         original: &TransactionId,
         money: Money,
     ) -> Result<(), DeclineReason> {
@@ -353,7 +353,7 @@ impl Books {
         if account.row == Row::Prepaid {
             let balance = self
                 .balances
-                .entry(account.digits.clone())
+                .entry(account.digits.to_owned())
                 .or_insert(PREPAID_OPENING_BALANCE);
             *balance = balance.checked_add(money.amount()).ok_or(declined)?;
         }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use dcbhub_domain::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, Statement, params};
@@ -429,11 +431,17 @@ fn settle(
     Ok(Settled { record, moved })
 }
 
+/// The row a write was given back: the writer drops its share before it answers, so this
+/// copies only should that ever change.
+fn sole(record: Arc<TransactionRecord>) -> TransactionRecord {
+    Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone())
+}
+
 #[async_trait]
 impl TransactionStore for SqliteStore {
     async fn begin_transaction(&self, new: NewTransaction) -> Result<BeginOutcome, StoreError> {
         let limits = new.limits;
-        let record = new.into_record(Timestamp::now(), None);
+        let record = Arc::new(new.into_record(Timestamp::now(), None));
         let written = record.clone();
         let begun = self
             .writer
@@ -442,7 +450,7 @@ impl TransactionStore for SqliteStore {
         Ok(match begun {
             Ok(original_ext) => BeginOutcome::Created(TransactionRecord {
                 original_ext_transaction_id: original_ext,
-                ..record
+                ..sole(record)
             }),
             Err(refused) => refused,
         })
@@ -471,7 +479,8 @@ impl TransactionStore for SqliteStore {
             };
             return Ok(ChargedInline::Unavailable { retry_after_secs });
         };
-        // The row is built here, off the writer, and bound from the writer's copy.
+        // The row is built here, off the writer, and shared with the write.
+        let record = Arc::new(record);
         let written = record.clone();
         let receipt_sent = answer.receipt_sent();
         let admitted = self
@@ -481,7 +490,7 @@ impl TransactionStore for SqliteStore {
             })
             .await?;
         Ok(match admitted {
-            Ok(()) => ChargedInline::Written(record),
+            Ok(()) => ChargedInline::Written(sole(record)),
             Err(refused) => ChargedInline::NotBegun(refused),
         })
     }

@@ -117,11 +117,20 @@ where
     }
 
     fn answer(self: Box<Self>, commit: Result<(), StoreError>) {
-        let result = match self.result {
+        let Self {
+            work,
+            result,
+            reply,
+            ..
+        } = *self;
+        // What the write holds is dropped before its caller hears back, so that the caller
+        // is the only owner left of what it shared with the write (`Arc::try_unwrap`).
+        drop(work);
+        let result = match result {
             Some(result) => commit.and(result),
             None => commit.and(Err(StoreError::Backend("the write did not run".into()))),
         };
-        let _ = self.reply.send(result);
+        let _ = reply.send(result);
     }
 }
 
@@ -480,5 +489,17 @@ mod tests {
         assert!(failing.is_err());
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(values(&w).await, [1, 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_lets_go_of_what_it_holds_before_its_caller_hears_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        for v in 0..200 {
+            let shared = std::sync::Arc::new(v);
+            let held = shared.clone();
+            w.write(move |c| insert(c, *held)).await.unwrap();
+            assert_eq!(std::sync::Arc::strong_count(&shared), 1, "write {v}");
+        }
     }
 }
