@@ -93,17 +93,32 @@ impl fmt::Display for Money {
     }
 }
 
-/// Formats any amount (zero and negative too) in a currency's decimal form.
+/// Formats any amount (zero and negative too) in a currency's decimal form. Digits written by
+/// hand from the right: `format!` with padding was ~1% of a charge's request thread (its
+/// answer and its receipt show three amounts).
 pub fn format_minor(amount: MinorUnits, currency: Currency) -> String {
-    let digits = usize::from(currency.minor_unit());
-    let value = amount.get();
-    let sign = if value < 0 { "-" } else { "" };
-    let magnitude = value.unsigned_abs();
-    if digits == 0 {
-        return format!("{sign}{magnitude}");
+    let fraction = usize::from(currency.minor_unit());
+    // A sign, 20 digits, a point and the zeros of a fraction of up to 255 digits.
+    let mut text = [0u8; 280];
+    let mut start = text.len();
+    let mut rest = amount.get().unsigned_abs();
+    let mut written = 0;
+    while rest > 0 || written <= fraction {
+        if fraction > 0 && written == fraction {
+            start -= 1;
+            text[start] = b'.';
+        }
+        start -= 1;
+        // `rest % 10` is below 10: the cast cannot truncate.
+        text[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        written += 1;
     }
-    let scale = 10u64.pow(u32::from(currency.minor_unit()));
-    format!("{sign}{}.{:0digits$}", magnitude / scale, magnitude % scale)
+    if amount.get() < 0 {
+        start -= 1;
+        text[start] = b'-';
+    }
+    text[start..].iter().map(|&b| char::from(b)).collect()
 }
 
 impl MinorUnits {
@@ -315,6 +330,21 @@ mod tests {
             let m = Money::from_minor(MinorUnits::new(minor), c).unwrap();
             let text = m.to_decimal_string();
             prop_assert_eq!(Money::parse(&text, c).unwrap(), m);
+        }
+
+        #[test]
+        fn hand_written_digits_match_the_general_format(minor in any::<i64>(), code in prop::sample::select(vec!["GBP", "JPY", "KWD", "CLP", "BHD"])) {
+            let c = cur(code);
+            let digits = usize::from(c.minor_unit());
+            let magnitude = minor.unsigned_abs();
+            let sign = if minor < 0 { "-" } else { "" };
+            let general = if digits == 0 {
+                format!("{sign}{magnitude}")
+            } else {
+                let scale = 10u64.pow(u32::from(c.minor_unit()));
+                format!("{sign}{}.{:0digits$}", magnitude / scale, magnitude % scale)
+            };
+            prop_assert_eq!(MinorUnits::new(minor).format(c), general);
         }
 
         #[test]

@@ -112,6 +112,13 @@ pub struct TransactionView {
 
 impl From<TransactionRecord> for TransactionView {
     fn from(r: TransactionRecord) -> Self {
+        let created_at = r.created_at.to_rfc3339();
+        // Most answers show a row written once.
+        let updated_at = if r.updated_at == r.created_at {
+            created_at.clone()
+        } else {
+            r.updated_at.to_rfc3339()
+        };
         let currency = Currency::parse(&r.currency).ok();
         let format = |minor: i64| match currency {
             Some(c) => MinorUnits::new(minor).format(c),
@@ -131,8 +138,8 @@ impl From<TransactionRecord> for TransactionView {
             failure_code: r.failure_code,
             original_ext_transaction_id: r.original_ext_transaction_id,
             tax_included: r.tax_included,
-            created_at: r.created_at.to_rfc3339(),
-            updated_at: r.updated_at.to_rfc3339(),
+            created_at,
+            updated_at,
         }
     }
 }
