@@ -429,34 +429,41 @@ mod tests {
         .unwrap()
     }
 
+    /// Answers the writes `queue` sends while the writer is held inside another write, so
+    /// that they make one group.
+    async fn in_one_group<T, F, Fut>(w: &Writer, queue: F) -> T
+    where
+        F: FnOnce(Writer) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (release, held) = hold(w);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let answers = tokio::spawn(queue(w.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(release);
+        held.await.unwrap();
+        answers.await.unwrap()
+    }
+
+    /// Writes a row, then fails.
+    fn failing(c: &WriteConn<'_>) -> Result<(), StoreError> {
+        insert(c, 2)?;
+        Err(StoreError::NotFound)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_group_with_a_failing_write_runs_again_and_commits_the_others_once() {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path());
         let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (release, held) = hold(&w);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (queued, before, after) = (
-            w.clone(),
-            counted_insert(&runs, 1),
-            counted_insert(&runs, 3),
-        );
-        let answers = tokio::spawn(async move {
-            tokio::join!(
-                queued.write(before),
-                queued.write(|c| {
-                    insert(c, 2)?;
-                    Err::<(), _>(StoreError::NotFound)
-                }),
-                queued.write(after),
-            )
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        drop(release);
-        held.await.unwrap();
-        let (before, failing, after) = answers.await.unwrap();
+        let (before, after) = (counted_insert(&runs, 1), counted_insert(&runs, 3));
+        let (before, failed, after) = in_one_group(&w, |q| async move {
+            tokio::join!(q.write(before), q.write(failing), q.write(after))
+        })
+        .await;
         assert!(before.is_ok() && after.is_ok());
-        assert!(matches!(failing, Err(StoreError::NotFound)));
+        assert!(matches!(failed, Err(StoreError::NotFound)));
         // The first ran, the group was rolled back at the failure and ran again with
         // savepoints: three runs of the two good writes, each written once.
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
@@ -468,25 +475,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path());
         let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (release, held) = hold(&w);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (queued, mut once) = (w.clone(), counted_insert(&runs, 1));
-        let answers = tokio::spawn(async move {
+        let mut once = counted_insert(&runs, 1);
+        let (once, failed, plain) = in_one_group(&w, |q| async move {
             tokio::join!(
-                queued.write_once(move |c| once(c)),
-                queued.write(|c| {
-                    insert(c, 2)?;
-                    Err::<(), _>(StoreError::NotFound)
-                }),
-                queued.write(|c| insert(c, 3)),
+                q.write_once(move |c| once(c)),
+                q.write(failing),
+                q.write(|c| insert(c, 3)),
             )
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        drop(release);
-        held.await.unwrap();
-        let (once, failing, plain) = answers.await.unwrap();
+        })
+        .await;
         assert!(once.is_ok() && plain.is_ok());
-        assert!(failing.is_err());
+        assert!(failed.is_err());
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(values(&w).await, [1, 3]);
     }
