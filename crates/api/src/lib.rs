@@ -39,19 +39,24 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole service.
 pub fn app(state: AppState) -> Router {
     let (routes, spec) = api();
-    routes
+    let routed = routes
         .route_layer(axum::middleware::from_fn(middleware::record_operation))
         .merge(openapi::docs_router(&spec))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
-        // Bodies past the contract's 16 KiB are refused while reading, not after.
-        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY + 1))
+        .with_state(state);
+    // The layers of every request wrap the router once. `Router::layer` would wrap each route
+    // in each of them, and every request clones and boxes its route's service once per layer.
+    let layered = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(middleware::request_context))
         .layer(CatchPanicLayer::custom(|_| -> Response<axum::body::Body> {
             tracing::error!("handler panicked");
             axum::response::IntoResponse::into_response(ApiError::SystemError)
         }))
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        // Bodies past the contract's 16 KiB are refused while reading, not after.
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY + 1))
+        .service(routed);
+    Router::new().fallback_service(layered)
 }
 
 /// The OpenAPI document as served at `/openapi.json`.
