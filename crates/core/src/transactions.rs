@@ -4,6 +4,7 @@
 //! PENDING for the reconciler; final states never change; repeats are answered from the
 //! store.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use dcbhub_store::{
     BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, PartnerRecord, PinStatus,
     Settlement, SpendingLimits, StoreError, TransactionRecord, TxStatus, TxType,
 };
+use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
 use crate::Hub;
@@ -154,11 +156,10 @@ fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
 /// thread).
 fn count_charge(csp: &str, kind: &'static str, outcome: &'static str) {
     type Kept = Vec<((&'static str, &'static str), metrics::Counter)>;
-    static KEPT: OnceLock<parking_lot::RwLock<std::collections::HashMap<String, Kept>>> =
-        OnceLock::new();
+    static KEPT: OnceLock<RwLock<HashMap<String, Kept>>> = OnceLock::new();
     let kept = KEPT.get_or_init(Default::default);
     let labels = (kind, outcome);
-    let find = |all: &std::collections::HashMap<String, Kept>| {
+    let find = |all: &HashMap<String, Kept>| {
         let (_, counter) = all.get(csp)?.iter().find(|(l, _)| *l == labels)?;
         Some(counter.clone())
     };

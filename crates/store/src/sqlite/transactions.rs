@@ -324,10 +324,7 @@ fn begin_inline(
         if let Some(pin) = pin {
             give_back_consent(conn, &pin, now)?;
         }
-        let InlineAnswer::Unavailable { retry_after_secs } = answer else {
-            return Err(StoreError::Backend("an answered charge made no row".into()));
-        };
-        return Ok(ChargedInline::Unavailable { retry_after_secs });
+        return not_charged(&answer);
     };
     // Refunds count in no spending total.
     if !insert(conn, &record, None)? {
@@ -355,6 +352,18 @@ fn write_answered(
     }
     after_final_of_answer(conn, record, receipt, receipt_sent)?;
     Ok(Ok(()))
+}
+
+/// What an answer that makes no row comes back as: the CSP refused before charging.
+fn not_charged(answer: &InlineAnswer) -> Result<ChargedInline, StoreError> {
+    match *answer {
+        InlineAnswer::Unavailable { retry_after_secs } => {
+            Ok(ChargedInline::Unavailable { retry_after_secs })
+        }
+        InlineAnswer::Final { .. } | InlineAnswer::Unknown { .. } => {
+            Err(StoreError::Backend("an answered charge made no row".into()))
+        }
+    }
 }
 
 /// Only a success has anything to follow it: no receipt for a decline.
@@ -474,10 +483,7 @@ impl TransactionStore for SqliteStore {
         let answer = csp();
         let limits = new.limits;
         let Some(record) = new.into_answered(&answer, Timestamp::now(), None) else {
-            let InlineAnswer::Unavailable { retry_after_secs } = answer else {
-                return Err(StoreError::Backend("an answered charge made no row".into()));
-            };
-            return Ok(ChargedInline::Unavailable { retry_after_secs });
+            return not_charged(&answer);
         };
         // The row is built here, off the writer, and shared with the write.
         let record = Arc::new(record);
