@@ -1,48 +1,32 @@
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::Method;
+use dcbhub_core::kept_metrics::Kept;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use parking_lot::RwLock;
 
-/// One operation's series, per method and status.
-type Series = Vec<(&'static str, u16, Counter, Histogram)>;
+/// One operation's series by method and status.
+type Series = Kept<(&'static str, u16), (Counter, Histogram)>;
 
 /// Counts one answered request. The series' handles are registered once and kept: looking
 /// them up by their labels on every request (building the labels, hashing them) cost more
 /// than the rest of the request's bookkeeping.
 pub fn http_request(method: &Method, operation: &str, status: u16, elapsed: Duration) {
-    static SERIES: OnceLock<RwLock<HashMap<String, Series>>> = OnceLock::new();
-    let series = SERIES.get_or_init(|| RwLock::new(HashMap::new()));
+    static SERIES: OnceLock<Series> = OnceLock::new();
     let method = method_label(method);
-    let seconds = elapsed.as_secs_f64();
-    let found = |all: &HashMap<String, Series>| {
-        all.get(operation)?
-            .iter()
-            .find(|(m, s, _, _)| *m == method && *s == status)
-            .map(|(_, _, counter, histogram)| {
-                counter.increment(1);
-                histogram.record(seconds);
-            })
-    };
-    if found(&series.read()).is_some() {
-        return;
-    }
-    let mut all = series.write();
-    if found(&all).is_some() {
-        return;
-    }
-    let label = format!("{method} {operation}");
-    let counter = metrics::counter!("dcbhub_http_requests_total", "operation" => label.clone(), "status" => status.to_string());
-    let histogram =
-        metrics::histogram!("dcbhub_http_request_duration_seconds", "operation" => label);
+    let (counter, histogram) =
+        SERIES
+            .get_or_init(Series::default)
+            .get(operation, (method, status), || {
+                let label = format!("{method} {operation}");
+                (
+                    metrics::counter!("dcbhub_http_requests_total", "operation" => label.clone(), "status" => status.to_string()),
+                    metrics::histogram!("dcbhub_http_request_duration_seconds", "operation" => label),
+                )
+            });
     counter.increment(1);
-    histogram.record(seconds);
-    all.entry(operation.to_owned())
-        .or_default()
-        .push((method, status, counter, histogram));
+    histogram.record(elapsed.as_secs_f64());
 }
 
 /// Methods outside HTTP's common set share one label, so a client inventing methods cannot

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod hub;
+pub mod kept_metrics;
 pub mod notifications;
 pub mod outbox;
 pub mod partners;

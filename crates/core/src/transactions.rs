@@ -4,7 +4,6 @@
 //! PENDING for the reconciler; final states never change; repeats are answered from the
 //! store.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -21,12 +20,12 @@ use dcbhub_store::{
     BeginOutcome, ChargedInline, InlineAnswer, InlineCsp, NewTransaction, PartnerRecord, PinStatus,
     Settlement, SpendingLimits, StoreError, TransactionRecord, TxStatus, TxType,
 };
-use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
 use crate::Hub;
 use crate::accounts::AccountError;
 use crate::hub::ChannelKind;
+use crate::kept_metrics::Kept;
 use crate::notifications::MessageSpec;
 
 #[derive(Clone, Debug)]
@@ -151,30 +150,14 @@ fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
     }
 }
 
-/// Counts a CSP's answer to a charge or refund. The handles are kept: `counter!` with labels
-/// builds, hashes and looks up a key in the recorder at every call (~2% of a charge's request
-/// thread).
+/// Counts a CSP's answer to a charge or refund.
 fn count_charge(csp: &str, kind: &'static str, outcome: &'static str) {
-    type Kept = Vec<((&'static str, &'static str), metrics::Counter)>;
-    static KEPT: OnceLock<RwLock<HashMap<String, Kept>>> = OnceLock::new();
-    let kept = KEPT.get_or_init(Default::default);
-    let labels = (kind, outcome);
-    let find = |all: &HashMap<String, Kept>| {
-        let (_, counter) = all.get(csp)?.iter().find(|(l, _)| *l == labels)?;
-        Some(counter.clone())
-    };
-    let found = find(&kept.read());
-    let counter = found.unwrap_or_else(|| {
-        let mut all = kept.write();
-        find(&all).unwrap_or_else(|| {
-            let counter = metrics::counter!("dcbhub_charges_total", "csp" => csp.to_owned(), "kind" => kind, "outcome" => outcome);
-            all.entry(csp.to_owned())
-                .or_default()
-                .push((labels, counter.clone()));
-            counter
+    static KEPT: OnceLock<Kept<(&'static str, &'static str), metrics::Counter>> = OnceLock::new();
+    KEPT.get_or_init(Kept::default)
+        .get(csp, (kind, outcome), || {
+            metrics::counter!("dcbhub_charges_total", "csp" => csp.to_owned(), "kind" => kind, "outcome" => outcome)
         })
-    });
-    counter.increment(1);
+        .increment(1);
 }
 
 /// The failure code stored for a CSP decline.

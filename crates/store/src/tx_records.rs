@@ -260,30 +260,37 @@ impl NewTransaction {
         created_at: Timestamp,
         original_ext_transaction_id: Option<String>,
     ) -> Option<TransactionRecord> {
-        let mut r = self.into_record(created_at, original_ext_transaction_id);
+        self.into_record(created_at, original_ext_transaction_id)
+            .answered(answer)
+    }
+}
+
+impl TransactionRecord {
+    /// This new row as the CSP's answer leaves it (`None`: refused before charging).
+    pub fn answered(mut self, answer: &InlineAnswer) -> Option<Self> {
         match answer {
             InlineAnswer::Final {
                 settlement: Settlement::Success { csp_reference },
                 ..
             } => {
-                r.status = TxStatus::Success;
-                r.csp_reference = Some(csp_reference.clone());
+                self.status = TxStatus::Success;
+                self.csp_reference = Some(csp_reference.clone());
             }
             InlineAnswer::Final {
                 settlement: Settlement::Failed { failure_code },
                 ..
             } => {
-                r.status = TxStatus::Failed;
-                r.failure_code = Some(failure_code.clone());
+                self.status = TxStatus::Failed;
+                self.failure_code = Some(failure_code.clone());
             }
             // As `defer_transaction` leaves it: a twin no longer waits for this request.
             InlineAnswer::Unknown { next_check_at } => {
-                r.next_check_at = *next_check_at;
-                r.processing_until = r.processing_until.min(created_at);
+                self.next_check_at = *next_check_at;
+                self.processing_until = self.processing_until.min(self.created_at);
             }
             InlineAnswer::Unavailable { .. } => return None,
         }
-        Some(r)
+        Some(self)
     }
 }
 

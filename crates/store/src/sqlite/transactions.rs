@@ -310,7 +310,7 @@ fn begin_inline(
 ) -> Result<ChargedInline, StoreError> {
     let now = Timestamp::now();
     let limits = new.limits;
-    let pending = new.clone().into_record(now, None);
+    let pending = new.into_record(now, None);
     if let Some(existing) = existing(conn, &pending)? {
         return Ok(ChargedInline::NotBegun(BeginOutcome::Existing(existing)));
     }
@@ -319,13 +319,14 @@ fn begin_inline(
         Err(refused) => return Ok(ChargedInline::NotBegun(refused)),
     };
     let answer = csp();
-    let pin = new.consume_pin.clone();
-    let Some(record) = new.into_answered(&answer, now, original_ext) else {
+    let pin = pending.pin_id.clone();
+    let Some(mut record) = pending.answered(&answer) else {
         if let Some(pin) = pin {
             give_back_consent(conn, &pin, now)?;
         }
         return not_charged(&answer);
     };
+    record.original_ext_transaction_id = original_ext;
     // Refunds count in no spending total.
     if !insert(conn, &record, None)? {
         return Err(StoreError::Backend(

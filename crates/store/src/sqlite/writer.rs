@@ -228,14 +228,9 @@ fn run(
         prepared: Prepared::new(&conn),
     };
     while let Ok(first) = queue.recv() {
-        let mut writes = Vec::with_capacity(MAX_GROUP);
-        writes.push(first);
-        while writes.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(write) => writes.push(write),
-                Err(_) => break,
-            }
-        }
+        // Sized by what is waiting: the vector goes to the syncer with the group.
+        let mut writes = vec![first];
+        writes.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
         let outcome = commit_group(&conn, &mut writes);
         if let Err(e) = &outcome {
             tracing::error!(error = %e, writes = writes.len(), "sqlite group commit failed");
@@ -408,6 +403,17 @@ mod tests {
         (release, task)
     }
 
+    /// A writer over a fresh database, and a count of the runs of `counted_insert`s.
+    fn counting() -> (
+        tempfile::TempDir,
+        Writer,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        (dir, w, std::sync::Arc::default())
+    }
+
     fn counted_insert(
         runs: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
         v: i64,
@@ -454,9 +460,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_group_with_a_failing_write_runs_again_and_commits_the_others_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = writer(dir.path());
-        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (_dir, w, runs) = counting();
         let (before, after) = (counted_insert(&runs, 1), counted_insert(&runs, 3));
         let (before, failed, after) = in_one_group(&w, |q| async move {
             tokio::join!(q.write(before), q.write(failing), q.write(after))
@@ -472,9 +476,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_that_must_run_once_runs_once_beside_a_failing_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = writer(dir.path());
-        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (_dir, w, runs) = counting();
         let mut once = counted_insert(&runs, 1);
         let (once, failed, plain) = in_one_group(&w, |q| async move {
             tokio::join!(
