@@ -19,7 +19,7 @@ pub struct Account {
 impl Account {
     /// One key per billing account, however the customer was named (MSISDN or email).
     pub fn key(&self) -> String {
-        format!("{}:{}", self.csp_id, self.account_ref)
+        [self.csp_id.as_str(), ":", self.account_ref.as_str()].concat()
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dcbhub_domain::{ApiKey, ApiKeyHash, PartnerStatus};
+use dcbhub_domain::{ApiKeyHash, PartnerStatus};
 use dcbhub_store::{PartnerRecord, Store, StoreError};
 use parking_lot::RwLock;
 
@@ -80,7 +80,7 @@ impl Authenticator {
         let presented = presented
             .filter(|k| !k.is_empty())
             .ok_or(AuthError::Unauthorized)?;
-        let hash = ApiKey::presented(presented).hash();
+        let hash = ApiKeyHash::of(presented);
         let cached = self
             .cache
             .read()

@@ -52,7 +52,7 @@ fn key_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 8];
     rand::rng().fill_bytes(&mut b);
-    format!("key_{}", hex::encode(b))
+    format!("key_{}", dcbhub_domain::hex_lower(&b))
 }
 
 impl PartnerService {

@@ -72,7 +72,7 @@ impl Hub {
         mac.update(pin_id.as_bytes());
         mac.update(b":");
         mac.update(code.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        dcbhub_domain::hex_lower(&mac.finalize().into_bytes())
     }
 
     fn draw_code(&self) -> String {

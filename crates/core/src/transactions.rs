@@ -103,7 +103,7 @@ fn fingerprint(cmd: &ChargeCommand) -> String {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    hex::encode(h.finalize())
+    dcbhub_domain::hex_lower(&h.finalize())
 }
 
 /// Puts a receipt into the sandbox inbox; `false` leaves it to the outbox (which retries or

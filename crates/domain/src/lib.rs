@@ -10,6 +10,7 @@ mod money;
 mod msisdn;
 mod partner;
 mod secret;
+mod text;
 mod timestamp;
 
 pub use currency::Currency;
@@ -24,4 +25,5 @@ pub use money::{AmountLiteral, MinorUnits, Money};
 pub use msisdn::Msisdn;
 pub use partner::{ConsentPolicy, PartnerStatus};
 pub use secret::{ApiKey, ApiKeyHash, Secret};
+pub use text::hex_lower;
 pub use timestamp::Timestamp;

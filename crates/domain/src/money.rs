@@ -118,7 +118,7 @@ pub fn format_minor(amount: MinorUnits, currency: Currency) -> String {
         start -= 1;
         text[start] = b'-';
     }
-    text[start..].iter().map(|&b| char::from(b)).collect()
+    crate::text::ascii_string(&text[start..])
 }
 
 impl MinorUnits {

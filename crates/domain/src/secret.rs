@@ -43,7 +43,7 @@ impl ApiKey {
         rand::rng().fill_bytes(&mut bytes);
         Self(Secret::new(format!(
             "{API_KEY_PREFIX}{}",
-            hex::encode(bytes)
+            crate::hex_lower(&bytes)
         )))
     }
 
@@ -76,7 +76,7 @@ pub struct ApiKeyHash(String);
 
 impl ApiKeyHash {
     pub fn of(secret: &str) -> Self {
-        Self(hex::encode(Sha256::digest(secret.as_bytes())))
+        Self(crate::hex_lower(&Sha256::digest(secret.as_bytes())))
     }
 
     pub fn from_stored(hex: String) -> Self {

@@ -55,7 +55,7 @@ impl Timestamp {
                 put_digits(&mut out[14..16], u32::from(dt.minute()));
                 put_digits(&mut out[17..19], u32::from(dt.second()));
                 put_digits(&mut out[20..23], u32::from(dt.millisecond()));
-                out.iter().map(|&b| char::from(b)).collect()
+                crate::text::ascii_string(&out)
             }
             _ => general_rfc3339(dt),
         }

@@ -1,6 +1,5 @@
 //! `POST /transaction` and `GET /transaction/{extTransactionID}` (API.md §5–6).
 
-use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +18,7 @@ use crate::auth::Partner;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, RequestBody};
 use crate::middleware::TraceContext;
+use crate::respond::JsonAnswer;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -193,12 +193,16 @@ pub(super) fn answer(a: TxAnswer) -> Response {
     let status = a.record.status;
     let failure = a.record.failure_code.clone();
     let mut response = match status {
-        TxStatus::Success => {
-            (StatusCode::CREATED, Json(TransactionView::from(a.record))).into_response()
-        }
-        TxStatus::Pending => {
-            (StatusCode::ACCEPTED, Json(TransactionView::from(a.record))).into_response()
-        }
+        TxStatus::Success => (
+            StatusCode::CREATED,
+            JsonAnswer(TransactionView::from(a.record)),
+        )
+            .into_response(),
+        TxStatus::Pending => (
+            StatusCode::ACCEPTED,
+            JsonAnswer(TransactionView::from(a.record)),
+        )
+            .into_response(),
         TxStatus::Failed => failure_error(failure.as_deref()).into_response(),
     };
     if a.replayed {
@@ -247,7 +251,7 @@ async fn transaction_get(
     State(state): State<AppState>,
     Partner(caller): Partner,
     ApiPath(ext): ApiPath<String>,
-) -> Result<Json<TransactionView>, ApiError> {
+) -> Result<JsonAnswer<TransactionView>, ApiError> {
     let ext = ExtTransactionId::parse(&ext).map_err(|_| ApiError::TransactionNotFound)?;
     let record = state
         .hub
@@ -255,5 +259,5 @@ async fn transaction_get(
         .await
         .map_err(|e| ApiError::internal("transaction lookup", e))?
         .ok_or(ApiError::TransactionNotFound)?;
-    Ok(Json(record.into()))
+    Ok(JsonAnswer(TransactionView::from(record)))
 }
