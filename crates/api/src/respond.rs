@@ -12,7 +12,8 @@ use crate::error::ApiError;
 /// transaction's answer (~400 bytes) cost ~6k instructions, a good part of a lookup.
 pub struct JsonAnswer<T>(pub T);
 
-/// Larger than any transaction answer, so the buffer never grows.
+/// Fits a transaction's answer (~400 bytes) with room for a long description; an answer
+/// longer still (escaped control characters) grows the buffer as any `Vec` does.
 const CAPACITY: usize = 640;
 
 impl<T: Serialize> IntoResponse for JsonAnswer<T> {

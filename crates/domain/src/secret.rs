@@ -47,12 +47,6 @@ impl ApiKey {
         )))
     }
 
-    /// Wraps a key presented by a caller. Any string is accepted: an unknown key is found
-    /// out by its hash, and a malformed one simply matches nothing.
-    pub fn presented(value: &str) -> Self {
-        Self(Secret::new(value.to_owned()))
-    }
-
     pub fn expose(&self) -> &str {
         self.0.expose()
     }
@@ -75,6 +69,8 @@ impl fmt::Debug for ApiKey {
 pub struct ApiKeyHash(String);
 
 impl ApiKeyHash {
+    /// Any string is accepted, e.g. a key as a caller presented it: an unknown key is found out
+    /// by its hash, and a malformed one simply matches nothing.
     pub fn of(secret: &str) -> Self {
         Self(crate::hex_lower(&Sha256::digest(secret.as_bytes())))
     }
@@ -109,10 +105,19 @@ mod tests {
         let b = ApiKey::generate();
         assert_ne!(a.expose(), b.expose());
         assert_eq!(a.expose().len(), 4 + 64);
-        assert_eq!(a.hash(), ApiKey::presented(a.expose()).hash());
+        assert_eq!(a.hash(), ApiKeyHash::of(a.expose()));
         assert_ne!(a.hash(), b.hash());
-        assert!(a.hash().matches(&ApiKey::presented(a.expose()).hash()));
+        assert!(a.hash().matches(&ApiKeyHash::of(a.expose())));
         assert!(!format!("{a:?}").contains(&a.expose()[4..]));
         assert_eq!(format!("{}", Secret::new("pin")), "[redacted]");
+    }
+
+    /// The stored form must not change: keys issued earlier are found by it.
+    #[test]
+    fn the_stored_hash_is_lower_case_hex_sha256() {
+        assert_eq!(
+            ApiKeyHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -190,20 +190,14 @@ fn command(body: TransactionRequest) -> Result<ChargeCommand, ApiError> {
 }
 
 pub(super) fn answer(a: TxAnswer) -> Response {
-    let status = a.record.status;
-    let failure = a.record.failure_code.clone();
-    let mut response = match status {
-        TxStatus::Success => (
-            StatusCode::CREATED,
-            JsonAnswer(TransactionView::from(a.record)),
-        )
-            .into_response(),
-        TxStatus::Pending => (
-            StatusCode::ACCEPTED,
-            JsonAnswer(TransactionView::from(a.record)),
-        )
-            .into_response(),
-        TxStatus::Failed => failure_error(failure.as_deref()).into_response(),
+    let shown = match a.record.status {
+        TxStatus::Success => Some(StatusCode::CREATED),
+        TxStatus::Pending => Some(StatusCode::ACCEPTED),
+        TxStatus::Failed => None,
+    };
+    let mut response = match shown {
+        Some(status) => (status, JsonAnswer(TransactionView::from(a.record))).into_response(),
+        None => failure_error(a.record.failure_code.as_deref()).into_response(),
     };
     if a.replayed {
         response
